@@ -1,0 +1,265 @@
+"""The Gemini CLI as a Dagster resource: one rate-limited, time-boxed, classified call.
+
+Every prompt asset calls ``GeminiCLIResource.generate``. It runs the ``gemini`` executable
+headless (``-m MODEL -o json -p PROMPT``) with stdin closed, in a fresh empty working directory,
+with the parent environment passed through, after taking a slot from the machine-wide rate
+limit. A call that outlives its timeout has its whole process group killed. Failures come back
+as ``GeminiFailure`` with a kind, a one-line cause and a fix; the asset decides whether to retry.
+
+Demo mode (``NH_DEMO=1``) points the same real CLI at the project's fake Gemini API on
+127.0.0.1, started inside the step process, so a newcomer without credentials can watch a day
+materialize; everything it produces is labelled as fake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field, PrivateAttr
+
+from nh_assets.resources.gemini_failures import (
+    FailureKind,
+    GeminiFailure,
+    classify_exit,
+    classify_timeout,
+)
+from nh_assets.resources.rate_limit import DailyCapExceeded, SharedRateLimit
+
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
+_DEMO_API_KEY = "nh-demo-key-not-a-secret"
+
+
+@dataclass(frozen=True)
+class GeminiResult:
+    response: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    duration_s: float
+    rate_limit_wait_s: float
+    demo: bool
+
+    def metadata(self) -> dict[str, dg.MetadataValue]:
+        return {
+            "gemini.model": dg.MetadataValue.text(self.model),
+            "gemini.input_tokens": dg.MetadataValue.int(self.input_tokens),
+            "gemini.output_tokens": dg.MetadataValue.int(self.output_tokens),
+            "gemini.total_tokens": dg.MetadataValue.int(self.total_tokens),
+            "gemini.duration_s": dg.MetadataValue.float(round(self.duration_s, 3)),
+            "gemini.rate_limit_wait_s": dg.MetadataValue.float(round(self.rate_limit_wait_s, 3)),
+            "gemini.demo": dg.MetadataValue.bool(self.demo),
+        }
+
+
+def _token_counts(stats: dict) -> tuple[int, int, int]:
+    """Sum token counts over every model the CLI reports (it may route parts of a call)."""
+    totals = [0, 0, 0]
+    for model_stats in (stats.get("models") or {}).values():
+        tokens = model_stats.get("tokens") or {}
+        totals[0] += int(tokens.get("input", tokens.get("prompt", 0)) or 0)
+        totals[1] += int(tokens.get("candidates", 0) or 0)
+        totals[2] += int(tokens.get("total", 0) or 0)
+    return totals[0], totals[1], totals[2]
+
+
+def _parse_cli_json(stdout: str) -> dict:
+    start, end = stdout.find("{"), stdout.rfind("}")
+    if start == -1 or end <= start:
+        raise GeminiFailure(FailureKind.BAD_OUTPUT, "the CLI printed no JSON object on stdout")
+    try:
+        doc = json.loads(stdout[start : end + 1])
+    except ValueError as exc:
+        raise GeminiFailure(FailureKind.BAD_OUTPUT, f"the CLI's JSON output does not parse ({exc.msg})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("response"), str):
+        raise GeminiFailure(FailureKind.BAD_OUTPUT, "the CLI's JSON output has no 'response' text")
+    return doc
+
+
+def _kill_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class GeminiCLIResource(dg.ConfigurableResource):
+    """Runs prompts through the Gemini CLI under the shared rate limit."""
+
+    cli_path: str = Field(default="gemini", description="Path or PATH name of the gemini executable (NH_GEMINI_CLI).")
+    demo: bool = Field(default=False, description="Talk to the project's fake Gemini API instead of Google (NH_DEMO).")
+    rate_per_minute: int = Field(default=50, description="Requests per minute across all processes (NH_RATE_PER_MINUTE).")
+    rate_per_day: int = Field(default=1000, description="Hard cap of requests per day (NH_RATE_PER_DAY).")
+    rate_limit_db: str = Field(description="SQLite file holding the shared rate-limit bucket (NH_RATE_LIMIT_DB).")
+    workdir_root: str = Field(description="Parent directory of the CLI's per-call empty working directories.")
+    skip_trust: bool = Field(default=True, description="Pass --skip-trust: the per-call directory is ours and empty.")
+    retry_base_s: float = Field(default=5.0, description="First retry delay; doubles per retry, with jitter.")
+    rate_limit_backoff_s: float = Field(default=120.0, description="First delay after a 429; doubles per retry.")
+    kill_grace_s: float = Field(default=5.0, description="Seconds between SIGTERM and SIGKILL on timeout.")
+    demo_latency_s: float = Field(default=0.0, description="Latency of the demo API per call, for demos and benchmarks.")
+
+    _limiter: SharedRateLimit | None = PrivateAttr(default=None)
+    _demo_api: object | None = PrivateAttr(default=None)
+    _demo_home: Path | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._limiter = SharedRateLimit(Path(self.rate_limit_db), self.rate_per_minute, self.rate_per_day)
+        if self.demo:
+            self._start_demo_api()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._demo_api is not None:
+            self._demo_api.stop()
+            self._demo_api = None
+        if self._demo_home is not None:
+            shutil.rmtree(self._demo_home, ignore_errors=True)
+            self._demo_home = None
+        if self._limiter is not None:
+            self._limiter.close()
+            self._limiter = None
+
+    def _start_demo_api(self) -> None:
+        from nh_assets.demo_gemini_api import FakeGeminiAPI
+
+        self._demo_api = FakeGeminiAPI(latency_s=self.demo_latency_s).start()
+        Path(self.workdir_root).mkdir(parents=True, exist_ok=True)
+        self._demo_home = Path(tempfile.mkdtemp(prefix="demo-home-", dir=self.workdir_root))
+        settings = self._demo_home / ".gemini" / "settings.json"
+        settings.parent.mkdir(parents=True)
+        settings.write_text(json.dumps({"security": {"auth": {"selectedType": "gemini-api-key"}}}))
+
+    def _child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.demo:
+            assert self._demo_api is not None and self._demo_home is not None
+            env.update(
+                HOME=str(self._demo_home),
+                GEMINI_API_KEY=_DEMO_API_KEY,
+                GOOGLE_GEMINI_BASE_URL=self._demo_api.base_url,
+            )
+        return env
+
+    def resolve_cli(self) -> str:
+        found = shutil.which(self.cli_path)
+        if found is None:
+            raise GeminiFailure(FailureKind.CLI_MISSING, f"Gemini CLI {self.cli_path!r} not found or not executable")
+        return found
+
+    def command(self, *, cli: str, model: str, prompt: str, approval_mode: str) -> list[str]:
+        args = [cli, "-m", model, "-o", "json", "--approval-mode", approval_mode]
+        if self.skip_trust:
+            args.append("--skip-trust")
+        return [*args, "-p", prompt]
+
+    def backoff_seconds(self, failure: GeminiFailure, retry_number: int) -> float:
+        """Exponential backoff with full jitter on top; 429s start from a much longer base."""
+        base = self.rate_limit_backoff_s if failure.kind is FailureKind.RATE_LIMIT else self.retry_base_s
+        delay = base * (2**retry_number)
+        return round(delay + random.uniform(0, delay / 2), 2)
+
+    def generate(
+        self,
+        context: dg.AssetExecutionContext | dg.OpExecutionContext,
+        *,
+        prompt: str,
+        model: str,
+        timeout_s: float,
+        approval_mode: str = "default",
+    ) -> GeminiResult:
+        """One attempt: take a rate-limit slot, run the CLI, parse its JSON; raise GeminiFailure."""
+        if approval_mode == "yolo":
+            context.log.warning("approval mode yolo: the registry row asked for it in its tools column")
+        cli = self.resolve_cli()
+        assert self._limiter is not None, "resource used outside Dagster execution"
+        try:
+            acquired = self._limiter.acquire(context.log.info)
+        except DailyCapExceeded as exc:
+            raise GeminiFailure(FailureKind.DAILY_CAP, str(exc)) from None
+
+        env = self._child_env()
+        secrets = [value for name, value in env.items() if _SECRET_NAME.search(name) and len(value) >= 6]
+        Path(self.workdir_root).mkdir(parents=True, exist_ok=True)
+        workdir = tempfile.mkdtemp(prefix="call-", dir=self.workdir_root)
+        started = time.monotonic()
+        try:
+            stdout, stderr, returncode = self._run(
+                self.command(cli=cli, model=model, prompt=prompt, approval_mode=approval_mode),
+                env=env,
+                cwd=workdir,
+                timeout_s=timeout_s,
+                secrets=secrets,
+            )
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        duration = time.monotonic() - started
+        if returncode != 0:
+            failure = classify_exit(returncode, stdout, stderr)
+            if stderr.strip():
+                context.log.debug(f"gemini stderr (redacted): {stderr[-2000:]}")
+            raise failure
+        doc = _parse_cli_json(stdout)
+        input_tokens, output_tokens, total_tokens = _token_counts(doc.get("stats") or {})
+        return GeminiResult(
+            response=doc["response"],
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            total_tokens=total_tokens,
+            duration_s=duration,
+            rate_limit_wait_s=acquired.waited_s,
+            demo=self.demo,
+        )
+
+    def _run(
+        self, args: list[str], *, env: dict[str, str], cwd: str, timeout_s: float, secrets: list[str]
+    ) -> tuple[str, str, int]:
+        def redact(text: str) -> str:
+            for secret in secrets:
+                text = text.replace(secret, "***")
+            return text
+
+        try:
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,  # its own process group, so a timeout kills every child
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+            )
+        except FileNotFoundError:
+            raise GeminiFailure(FailureKind.CLI_MISSING, f"cannot execute {args[0]!r}") from None
+        except PermissionError:
+            raise GeminiFailure(FailureKind.CLI_MISSING, f"{args[0]!r} is not executable") from None
+        except OSError as exc:
+            # E2BIG and friends: report the OS reason, never the argument vector (it holds the prompt).
+            raise GeminiFailure(FailureKind.CONFIG, f"cannot start the CLI: {exc.strerror}") from None
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid, signal.SIGTERM)
+            try:
+                stdout, stderr = proc.communicate(timeout=self.kill_grace_s)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc.pid, signal.SIGKILL)
+                stdout, stderr = proc.communicate()
+            _kill_group(proc.pid, signal.SIGKILL)
+            raise classify_timeout(timeout_s, redact(stderr or "")) from None
+        # A finished CLI must not leave helpers behind (MCP servers, shells): reap the group.
+        _kill_group(proc.pid, signal.SIGKILL)
+        return redact(stdout), redact(stderr), proc.returncode

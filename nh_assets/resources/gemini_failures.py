@@ -1,0 +1,118 @@
+"""What went wrong with a Gemini CLI call, and whether trying again can help.
+
+The CLI reports failures through exit codes, a JSON error object on stdout and free text on
+stderr. Each failure is reduced to one kind with a one-line cause and a fix, so that the asset
+can decide between failing at once (auth, configuration), backing off for long (rate limit) and
+retrying soon (timeouts, malformed output, anything else).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+
+
+class FailureKind(str, enum.Enum):
+    CLI_MISSING = "cli_missing"
+    AUTH = "auth"
+    CONFIG = "config"
+    UNTRUSTED_FOLDER = "untrusted_folder"
+    RATE_LIMIT = "rate_limit"
+    DAILY_CAP = "daily_cap"
+    TIMEOUT = "timeout"
+    BAD_OUTPUT = "bad_output"
+    OTHER = "other"
+
+    @property
+    def retryable(self) -> bool:
+        return self in {FailureKind.RATE_LIMIT, FailureKind.TIMEOUT, FailureKind.BAD_OUTPUT, FailureKind.OTHER}
+
+
+_FIXES = {
+    FailureKind.CLI_MISSING: "install it with `npm install -g @google/gemini-cli@0.61.0`, set NH_GEMINI_CLI "
+    "to its path, or set NH_DEMO=1 to use the project's fake Gemini",
+    FailureKind.AUTH: "export GEMINI_API_KEY (or log in once with `gemini` interactively), or set NH_DEMO=1",
+    FailureKind.CONFIG: "check the registry row's model and tools and the CLI's settings.json",
+    FailureKind.UNTRUSTED_FOLDER: "the CLI refused its working folder; keep skip_trust on or set "
+    "GEMINI_CLI_TRUST_WORKSPACE=true",
+    FailureKind.RATE_LIMIT: "the API is rate limiting; lower NH_RATE_PER_MINUTE or wait for the quota to reset",
+    FailureKind.DAILY_CAP: "raise NH_RATE_PER_DAY or rerun tomorrow",
+    FailureKind.TIMEOUT: "raise the row's timeout_sec in registry/prompts.tsv if the prompt is legitimately slow",
+    FailureKind.BAD_OUTPUT: "the model's answer did not fit the expected format; a retry usually fixes it",
+    FailureKind.OTHER: "read the step's stderr excerpt; retry, or run the CLI by hand with the same model",
+}
+
+_AUTH_PATTERNS = re.compile(
+    r"api[ _-]?key|GEMINI_API_KEY|unauthenticated|permission[_ ]denied|\b401\b|\b403\b|"
+    r"auth(entication)? (method|required|failed)|login required|credentials",
+    re.IGNORECASE,
+)
+_RATE_PATTERNS = re.compile(r"\b429\b|RESOURCE_EXHAUSTED|quota|rate[ -]?limit", re.IGNORECASE)
+_TRUST_PATTERNS = re.compile(r"trust(ed)? (folder|workspace|directory)|untrusted", re.IGNORECASE)
+_CONFIG_PATTERNS = re.compile(r"\b404\b|NOT_FOUND|model .*not found|invalid argument|unknown argument", re.IGNORECASE)
+
+# Exit codes of @google/gemini-cli 0.61.0 in headless mode.
+EXIT_AUTH = 41
+EXIT_CONFIG = 52
+EXIT_UNTRUSTED = 55
+
+
+class GeminiFailure(Exception):
+    """A classified CLI failure. Not a dataclass: frozen exceptions break context managers."""
+
+    def __init__(self, kind: FailureKind, cause: str):
+        super().__init__(kind, cause)
+        self.kind = kind
+        self.cause = cause
+
+    def __str__(self) -> str:
+        return f"Gemini {self.kind.value}: {self.cause} — fix: {_FIXES[self.kind]}"
+
+    @property
+    def fix(self) -> str:
+        return _FIXES[self.kind]
+
+
+def error_message_from_stdout(stdout: str) -> str | None:
+    """The ``error.message`` of the CLI's JSON error object, when stdout holds one."""
+    try:
+        doc = json.loads(stdout)
+    except (ValueError, TypeError):
+        return None
+    if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+        return str(doc["error"].get("message") or doc["error"].get("type") or "")
+    return None
+
+
+def _first_line(text: str, limit: int = 240) -> str:
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line[:limit]
+    return ""
+
+
+def classify_exit(returncode: int, stdout: str, stderr: str) -> GeminiFailure:
+    """Turn a non-zero CLI exit into a classified failure (secrets must be redacted by the caller)."""
+    json_message = error_message_from_stdout(stdout)
+    text = "\n".join(part for part in (json_message, stderr, stdout) if part)
+    excerpt = _first_line(json_message or "") or _first_line(stderr) or _first_line(stdout) or "no output"
+    cause = f"exit {returncode}: {excerpt}"
+    if returncode == EXIT_AUTH or (_AUTH_PATTERNS.search(text) and not _RATE_PATTERNS.search(text)):
+        return GeminiFailure(FailureKind.AUTH, cause)
+    if returncode == EXIT_UNTRUSTED or _TRUST_PATTERNS.search(text):
+        return GeminiFailure(FailureKind.UNTRUSTED_FOLDER, cause)
+    if _RATE_PATTERNS.search(text):
+        return GeminiFailure(FailureKind.RATE_LIMIT, cause)
+    if returncode == EXIT_CONFIG or _CONFIG_PATTERNS.search(text):
+        return GeminiFailure(FailureKind.CONFIG, cause)
+    return GeminiFailure(FailureKind.OTHER, cause)
+
+
+def classify_timeout(timeout_s: float, stderr: str) -> GeminiFailure:
+    # The real CLI retries 429s internally for minutes, so a timeout whose stderr shows 429s is
+    # really a rate limit and deserves the long backoff.
+    if _RATE_PATTERNS.search(stderr):
+        return GeminiFailure(FailureKind.RATE_LIMIT, f"no answer within {timeout_s:.0f}s while the API answered 429")
+    return GeminiFailure(FailureKind.TIMEOUT, f"no answer within {timeout_s:.0f}s; the process group was killed")

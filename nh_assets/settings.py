@@ -1,0 +1,103 @@
+"""Operator settings read once, when the code location loads.
+
+Everything an operator may change without touching code comes from environment variables, is
+validated here, and reaches assets only through resources or definitions. Assets never read
+``os.environ`` themselves, so a materialization's behaviour is visible in its resource config.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(Exception):
+    """A bad environment variable: the message names it and says how to fix it."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    data_root: Path = Field(description="NH_DATA_ROOT: root of the NeuroHelix data layout.")
+    gemini_cli: str = Field(description="NH_GEMINI_CLI: path or name of the gemini executable.")
+    demo: bool = Field(description="NH_DEMO: point the Gemini resource at the project's fake API.")
+    partition_start: date = Field(description="NH_PARTITION_START: first daily partition.")
+    timezone: str = Field(description="NH_TIMEZONE: IANA zone whose midnight starts a day.")
+    rate_per_minute: int = Field(ge=1, description="NH_RATE_PER_MINUTE: Gemini requests per minute.")
+    rate_per_day: int = Field(ge=1, description="NH_RATE_PER_DAY: Gemini requests per day.")
+    rate_limit_db: Path = Field(description="NH_RATE_LIMIT_DB: SQLite file shared by every process.")
+    workdir_root: Path = Field(description="NH_WORKDIR_ROOT: parent of the CLI's empty working dirs.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Paris") from exc
+        return value
+
+
+def _flag(env: dict[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean; set it to 1 or 0")
+
+
+def _default_timezone(env: dict[str, str]) -> str:
+    # NeuroHelix ran on the operator's local clock: honour TZ when it is an IANA name.
+    tz = env.get("TZ", "").lstrip(":")
+    try:
+        if tz:
+            ZoneInfo(tz)
+            return tz
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+    return "UTC"
+
+
+def dagster_home(env: dict[str, str] | None = None) -> Path:
+    env = dict(os.environ if env is None else env)
+    return Path(env.get("DAGSTER_HOME") or REPO_ROOT / "dagster_home").resolve()
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Build settings from ``env`` (default: the process environment) or raise SettingsError."""
+    env = dict(os.environ if env is None else env)
+    home = dagster_home(env)
+    raw = {
+        "data_root": Path(env.get("NH_DATA_ROOT") or Path.cwd() / "data").expanduser().resolve(),
+        "gemini_cli": env.get("NH_GEMINI_CLI") or "gemini",
+        "demo": _flag(env, "NH_DEMO"),
+        "partition_start": env.get("NH_PARTITION_START") or "2025-11-01",
+        "timezone": env.get("NH_TIMEZONE") or _default_timezone(env),
+        "rate_per_minute": env.get("NH_RATE_PER_MINUTE") or 50,
+        "rate_per_day": env.get("NH_RATE_PER_DAY") or 1000,
+        "rate_limit_db": Path(env.get("NH_RATE_LIMIT_DB") or home / "nh_gemini_rate_limit.sqlite"),
+        "workdir_root": Path(env.get("NH_WORKDIR_ROOT") or home / "gemini_workdirs"),
+    }
+    try:
+        return Settings(**raw)
+    except ValidationError as exc:
+        names = {
+            "data_root": "NH_DATA_ROOT", "partition_start": "NH_PARTITION_START",
+            "timezone": "NH_TIMEZONE", "rate_per_minute": "NH_RATE_PER_MINUTE",
+            "rate_per_day": "NH_RATE_PER_DAY",
+        }
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"{names.get(field, field)}: {err['msg']}")
+        raise SettingsError("bad NeuroHelix settings: " + "; ".join(problems)) from None

@@ -1,0 +1,85 @@
+"""Shared fixtures: temporary Dagster homes, data roots and the fake ``gemini`` executable.
+
+Everything a test writes lives under ``tmp_path``; nothing touches the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from nh_assets.registry import load_registry
+from nh_assets.settings import REPO_ROOT, load_settings
+
+pytest_plugins = ["nh_assets_tests.gemini_api_fixtures"]
+
+FAKE_CLI_MODULE = "nh_assets_tests.fakes.fake_gemini_cli"
+
+
+@pytest.fixture
+def fake_cli(tmp_path: Path) -> Path:
+    """An executable named ``gemini`` that runs the fake CLI with this interpreter."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "gemini"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
+        f"from {FAKE_CLI_MODULE} import main\n"
+        "sys.exit(main())\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return script
+
+
+@pytest.fixture
+def fake_cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """Points the fake CLI's log and state at tmp_path; returns those paths."""
+    paths = {"log": tmp_path / "fake_cli.jsonl", "state": tmp_path / "fake_cli_state"}
+    monkeypatch.setenv("FAKE_GEMINI_LOG", str(paths["log"]))
+    monkeypatch.setenv("FAKE_GEMINI_STATE", str(paths["state"]))
+    return paths
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path) -> Path:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster_home" / "dagster.yaml").read_text())
+    return home
+
+
+@pytest.fixture
+def instance(dagster_home: Path):
+    with dg.instance_for_test(temp_dir=str(dagster_home)) as inst:
+        yield inst
+
+
+@pytest.fixture
+def settings_env(tmp_path: Path, dagster_home: Path, fake_cli: Path) -> dict[str, str]:
+    """Environment for a code location that uses the fake CLI and temporary directories."""
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "NH_DATA_ROOT": str(tmp_path / "data"),
+        "NH_GEMINI_CLI": str(fake_cli),
+        "NH_PARTITION_START": "2026-11-01",
+        "NH_TIMEZONE": "UTC",
+        "NH_DEMO": "0",
+    }
+
+
+@pytest.fixture
+def settings(settings_env):
+    return load_settings(settings_env)
+
+
+@pytest.fixture(scope="session")
+def registry():
+    return load_registry(REPO_ROOT / "registry" / "prompts.tsv")

@@ -1,0 +1,111 @@
+"""A stand-in ``gemini`` executable for fast resource and graph tests.
+
+It speaks the real CLI's headless contract (``-m MODEL -o json -p PROMPT``, JSON on stdout,
+exit 41/55 for auth/trust) and answers with the same deterministic text as the project's fake
+Gemini API, so a whole day can materialize in seconds. Behaviour is chosen per test through
+environment variables:
+
+- ``FAKE_GEMINI_SCENARIO``: ok | fail_n | rate_limit | hang | invalid_json | auth | untrusted | leak_secret
+- ``FAKE_GEMINI_FAIL_N``: with fail_n, how many calls fail before calls succeed
+- ``FAKE_GEMINI_ONLY_FOR``: apply the scenario only to this prompt id (others succeed)
+- ``FAKE_GEMINI_LATENCY``: seconds to sleep before answering
+- ``FAKE_GEMINI_STATE``: directory for the call counter and the hang scenario's pid files
+- ``FAKE_GEMINI_LOG``: JSONL file receiving one record per call (argv flags, prompt, cwd, times)
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nh_assets.demo_gemini_api import count_tokens, render_fake_response
+
+
+def _flag(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
+
+
+def _next_call_number(state: Path) -> int:
+    state.mkdir(parents=True, exist_ok=True)
+    counter = state / "calls"
+    # O_EXCL-free append is atomic enough for one line per call; the count is the line count.
+    with counter.open("a") as handle:
+        handle.write(f"{os.getpid()}\n")
+    return len(counter.read_text().splitlines())
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    started = time.time()
+    prompt = _flag(argv, "-p") or ""
+    model = _flag(argv, "-m") or "gemini-2.5-flash"
+    prompt_id = next((l.split(":", 1)[1].strip() for l in prompt.splitlines() if l.startswith("NEUROHELIX PROMPT:")), "")
+    scenario = os.environ.get("FAKE_GEMINI_SCENARIO", "ok")
+    only_for = os.environ.get("FAKE_GEMINI_ONLY_FOR")
+    if only_for and only_for != prompt_id:
+        scenario = "ok"
+    state = Path(os.environ.get("FAKE_GEMINI_STATE", Path.cwd()))
+    call = _next_call_number(state) if scenario != "ok" or "FAKE_GEMINI_STATE" in os.environ else 1
+    stdin_data = sys.stdin.read() if not sys.stdin.closed else ""
+
+    time.sleep(float(os.environ.get("FAKE_GEMINI_LATENCY", "0")))
+    log = os.environ.get("FAKE_GEMINI_LOG")
+
+    def record(outcome: str) -> None:
+        if log:
+            entry = {
+                "prompt_id": prompt_id, "model": model, "prompt": prompt, "outcome": outcome,
+                "approval_mode": _flag(argv, "--approval-mode"), "skip_trust": "--skip-trust" in argv,
+                "output": _flag(argv, "-o"), "cwd": os.getcwd(), "cwd_entries": os.listdir("."),
+                "stdin": stdin_data, "pid": os.getpid(), "start": started, "end": time.time(),
+            }
+            with open(log, "a") as handle:
+                handle.write(json.dumps(entry) + "\n")
+
+    if scenario == "auth":
+        record("auth")
+        print(json.dumps({"error": {"type": "Error", "message": "Please set an Auth method in your settings.json or specify GEMINI_API_KEY", "code": 41}}))
+        return 41
+    if scenario == "untrusted":
+        record("untrusted")
+        print("Gemini CLI is not running in a trusted directory. Use --skip-trust.", file=sys.stderr)
+        return 55
+    if scenario == "rate_limit":
+        record("rate_limit")
+        print("Attempt 1 failed with status 429. Retrying with backoff... RESOURCE_EXHAUSTED", file=sys.stderr)
+        return 1
+    if scenario == "leak_secret":
+        record("leak_secret")
+        print(f"debug: using key {os.environ.get('GEMINI_API_KEY', '')}", file=sys.stderr)
+        print(json.dumps({"error": {"type": "Error", "message": f"boom with key {os.environ.get('GEMINI_API_KEY', '')}", "code": 1}}))
+        return 1
+    if scenario == "hang":
+        record("hang")
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        (state / "hang_pids").write_text(f"{os.getpid()} {child.pid}\n")
+        time.sleep(600)
+        return 0
+    if scenario == "fail_n" and call <= int(os.environ.get("FAKE_GEMINI_FAIL_N", "1")):
+        record("fail")
+        print(f"Error: fake failure {call}", file=sys.stderr)
+        return 1
+    if scenario == "invalid_json":
+        record("invalid_json")
+        print("this is not json")
+        return 0
+
+    response = render_fake_response(prompt)
+    tokens_in, tokens_out = count_tokens(prompt), count_tokens(response)
+    record("ok")
+    print(json.dumps({
+        "session_id": "fake-session",
+        "response": response,
+        "stats": {"models": {model: {"tokens": {"input": tokens_in, "candidates": tokens_out, "total": tokens_in + tokens_out}}}},
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
