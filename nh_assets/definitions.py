@@ -33,13 +33,15 @@ def build_definitions(settings: Settings, registry: Registry, **gemini_options: 
         jobs=[daily_job],
         resources={
             "gemini": GeminiCLIResource(
-                cli_path=settings.gemini_cli,
-                demo=settings.demo,
-                rate_per_minute=settings.rate_per_minute,
-                rate_per_day=settings.rate_per_day,
-                rate_limit_db=str(settings.rate_limit_db),
-                workdir_root=str(settings.workdir_root),
-                **gemini_options,
+                **{
+                    "cli_path": settings.gemini_cli,
+                    "demo": settings.demo,
+                    "rate_per_minute": settings.rate_per_minute,
+                    "rate_per_day": settings.rate_per_day,
+                    "rate_limit_db": str(settings.rate_limit_db),
+                    "workdir_root": str(settings.workdir_root),
+                    **gemini_options,
+                }
             ),
             "layout": DataLayoutResource(root=str(settings.data_root)),
         },

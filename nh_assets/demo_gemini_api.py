@@ -106,33 +106,48 @@ _DEFAULT_TAGS = ["ai-research", "neurohelix", "daily-digest", "machine-learning"
 # --------------------------------------------------------------------------- #
 # Deterministic response generation
 # --------------------------------------------------------------------------- #
+# Settings for a CLI home that talks to this server and nothing else. Every key was checked in the
+# 0.61.0 bundle; without usageStatisticsEnabled=false the CLI posts usage logs to Google.
+CLI_SETTINGS: dict[str, Any] = {
+    "security": {"auth": {"selectedType": "gemini-api-key"}},
+    "privacy": {"usageStatisticsEnabled": False},
+    "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+    "telemetry": {"enabled": False},
+    "tools": {"useRipgrep": False},
+    "ui": {"showCompatibilityWarnings": False},
+    "advanced": {"ignoreLocalEnv": True},
+}
+
+
+def write_cli_home(home: Path, settings: dict[str, Any] | None = None) -> Path:
+    """Create ``home/.gemini/settings.json`` for a CLI pointed at this server; returns ``home``."""
+    (home / ".gemini").mkdir(parents=True, exist_ok=True)
+    (home / ".gemini" / "settings.json").write_text(json.dumps(settings or CLI_SETTINGS, indent=2), encoding="utf-8")
+    return home
+
+
 def count_tokens(text: str) -> int:
     """The fake tokenizer: one token per started block of 4 characters."""
     return math.ceil(len(text) / 4)
 
 
-def _last(regex: re.Pattern[str], text: str) -> re.Match[str] | None:
-    found = None
-    for found in regex.finditer(text):
-        pass
-    return found
-
-
 def parse_prompt_contract(prompt: str) -> dict[str, Any]:
-    """Extract the renderer's markers from *prompt* (last occurrence wins).
+    """Extract the renderer's markers from *prompt* (first occurrence wins:
+    the renderer writes its header before any pasted source material, and the
+    CLI's ``<session_context>`` part carries no markers).
 
     Returns ``{"prompt_id", "format", "sections", "categories"}``; missing
     markers give ``prompt_id="unlabelled-prompt"``, ``format="markdown"``.
     """
-    m = _last(_PROMPT_ID_RE, prompt)
+    m = _PROMPT_ID_RE.search(prompt)
     prompt_id = m.group("v") if m else "unlabelled-prompt"
-    m = _last(_FORMAT_RE, prompt)
+    m = _FORMAT_RE.search(prompt)
     fmt = m.group("v").lower() if m else "markdown"
     if fmt not in ("markdown", "json", "html"):
         fmt = "markdown"
 
     sections: list[str] = []
-    m = _last(_SECTIONS_RE, prompt)
+    m = _SECTIONS_RE.search(prompt)
     if m:
         for line in prompt[m.end():].lstrip("\r\n").splitlines():
             stripped = line.strip()
@@ -146,7 +161,7 @@ def parse_prompt_contract(prompt: str) -> dict[str, Any]:
                 break
 
     categories: list[str] = []
-    m = _last(_CATEGORIES_RE, prompt)
+    m = _CATEGORIES_RE.search(prompt)
     if m:
         categories = [c.strip() for c in m.group("v").split(",") if c.strip()]
     return {"prompt_id": prompt_id, "format": fmt, "sections": sections, "categories": categories}

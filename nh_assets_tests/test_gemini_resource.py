@@ -122,3 +122,32 @@ def test_backoff_grows_and_429_waits_longer(tmp_path, fake_cli):
     first, third = resource.backoff_seconds(other, 0), resource.backoff_seconds(other, 2)
     assert 1.0 <= first <= 1.5 and 4.0 <= third <= 6.0
     assert resource.backoff_seconds(limited, 0) >= 60.0
+
+
+REAL_AUTH_STDERR = """{
+  "session_id": "b47df000",
+  "error": {
+    "type": "Error",
+    "message": "Please set an Auth method in your /h/.gemini/settings.json or specify one of the following environment variables before running: GEMINI_API_KEY, GOOGLE_GENAI_USE_VERTEXAI, GOOGLE_GENAI_USE_GCA",
+    "code": 41
+  }
+}"""
+
+
+@pytest.mark.parametrize(
+    ("returncode", "stdout", "stderr", "kind"),
+    [
+        (41, "", REAL_AUTH_STDERR, FailureKind.AUTH),
+        (173, "", "Attempt 1 failed with status 429. Retrying\nstatus: 429\n", FailureKind.RATE_LIMIT),
+        (55, "", "Gemini CLI is not running in a trusted directory", FailureKind.UNTRUSTED_FOLDER),
+        (1, "", "[API Error: models/gemini-9 is not found for API version v1beta] 404 NOT_FOUND", FailureKind.CONFIG),
+        (1, "", "TypeError: fetch failed", FailureKind.OTHER),
+    ],
+)
+def test_classification_of_real_cli_exits(returncode, stdout, stderr, kind):
+    from nh_assets.resources.gemini_failures import classify_exit
+
+    failure = classify_exit(returncode, stdout, stderr)
+    assert failure.kind is kind
+    if kind is FailureKind.AUTH:
+        assert failure.cause.startswith("exit 41: Please set an Auth method")

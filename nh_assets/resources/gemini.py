@@ -107,6 +107,11 @@ class GeminiCLIResource(dg.ConfigurableResource):
     retry_base_s: float = Field(default=5.0, description="First retry delay; doubles per retry, with jitter.")
     rate_limit_backoff_s: float = Field(default=120.0, description="First delay after a 429; doubles per retry.")
     kill_grace_s: float = Field(default=5.0, description="Seconds between SIGTERM and SIGKILL on timeout.")
+    no_relaunch: bool = Field(
+        default=True,
+        description="Set GEMINI_CLI_NO_RELAUNCH: the CLI otherwise re-execs a second node process "
+        "(measured: 1.8 s instead of 2.7-3.5 s per call, same peak memory).",
+    )
     demo_latency_s: float = Field(default=0.0, description="Latency of the demo API per call, for demos and benchmarks.")
 
     _limiter: SharedRateLimit | None = PrivateAttr(default=None)
@@ -130,23 +135,25 @@ class GeminiCLIResource(dg.ConfigurableResource):
             self._limiter = None
 
     def _start_demo_api(self) -> None:
-        from nh_assets.demo_gemini_api import FakeGeminiAPI
+        from nh_assets.demo_gemini_api import FakeGeminiAPI, write_cli_home
 
         self._demo_api = FakeGeminiAPI(latency_s=self.demo_latency_s).start()
         Path(self.workdir_root).mkdir(parents=True, exist_ok=True)
-        self._demo_home = Path(tempfile.mkdtemp(prefix="demo-home-", dir=self.workdir_root))
-        settings = self._demo_home / ".gemini" / "settings.json"
-        settings.parent.mkdir(parents=True)
-        settings.write_text(json.dumps({"security": {"auth": {"selectedType": "gemini-api-key"}}}))
+        self._demo_home = write_cli_home(Path(tempfile.mkdtemp(prefix="demo-home-", dir=self.workdir_root)))
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
+        if self.no_relaunch:
+            env["GEMINI_CLI_NO_RELAUNCH"] = "true"
         if self.demo:
             assert self._demo_api is not None and self._demo_home is not None
             env.update(
                 HOME=str(self._demo_home),
+                GEMINI_CLI_HOME=str(self._demo_home),
                 GEMINI_API_KEY=_DEMO_API_KEY,
                 GOOGLE_GEMINI_BASE_URL=self._demo_api.base_url,
+                NO_PROXY="127.0.0.1,localhost",
+                no_proxy="127.0.0.1,localhost",
             )
         return env
 

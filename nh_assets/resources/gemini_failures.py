@@ -52,10 +52,11 @@ _RATE_PATTERNS = re.compile(r"\b429\b|RESOURCE_EXHAUSTED|quota|rate[ -]?limit", 
 _TRUST_PATTERNS = re.compile(r"trust(ed)? (folder|workspace|directory)|untrusted", re.IGNORECASE)
 _CONFIG_PATTERNS = re.compile(r"\b404\b|NOT_FOUND|model .*not found|invalid argument|unknown argument", re.IGNORECASE)
 
-# Exit codes of @google/gemini-cli 0.61.0 in headless mode.
+# Exit codes of @google/gemini-cli 0.61.0 in headless mode (measured against the fake API).
 EXIT_AUTH = 41
 EXIT_CONFIG = 52
 EXIT_UNTRUSTED = 55
+EXIT_RATE_LIMITED = 429 & 0xFF  # the CLI calls process.exit(429) after its own retries: 173
 
 
 class GeminiFailure(Exception):
@@ -74,15 +75,19 @@ class GeminiFailure(Exception):
         return _FIXES[self.kind]
 
 
-def error_message_from_stdout(stdout: str) -> str | None:
-    """The ``error.message`` of the CLI's JSON error object, when stdout holds one."""
-    try:
-        doc = json.loads(stdout)
-    except (ValueError, TypeError):
-        return None
-    if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
-        return str(doc["error"].get("message") or doc["error"].get("type") or "")
-    return None
+def error_message(stream: str) -> str | None:
+    """The ``error.message`` of the last JSON error object in a stream. The 0.61.0 CLI prints it
+    pretty-printed on stderr, after any retry traces; older versions used stdout."""
+    decoder = json.JSONDecoder()
+    found = None
+    for match in re.finditer(r"^\{", stream, re.MULTILINE):
+        try:
+            doc, _ = decoder.raw_decode(stream, match.start())
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+            found = str(doc["error"].get("message") or doc["error"].get("type") or "")
+    return found
 
 
 def _first_line(text: str, limit: int = 240) -> str:
@@ -95,7 +100,7 @@ def _first_line(text: str, limit: int = 240) -> str:
 
 def classify_exit(returncode: int, stdout: str, stderr: str) -> GeminiFailure:
     """Turn a non-zero CLI exit into a classified failure (secrets must be redacted by the caller)."""
-    json_message = error_message_from_stdout(stdout)
+    json_message = error_message(stderr) or error_message(stdout)
     text = "\n".join(part for part in (json_message, stderr, stdout) if part)
     excerpt = _first_line(json_message or "") or _first_line(stderr) or _first_line(stdout) or "no output"
     cause = f"exit {returncode}: {excerpt}"
@@ -103,7 +108,7 @@ def classify_exit(returncode: int, stdout: str, stderr: str) -> GeminiFailure:
         return GeminiFailure(FailureKind.AUTH, cause)
     if returncode == EXIT_UNTRUSTED or _TRUST_PATTERNS.search(text):
         return GeminiFailure(FailureKind.UNTRUSTED_FOLDER, cause)
-    if _RATE_PATTERNS.search(text):
+    if returncode == EXIT_RATE_LIMITED or _RATE_PATTERNS.search(text):
         return GeminiFailure(FailureKind.RATE_LIMIT, cause)
     if returncode == EXIT_CONFIG or _CONFIG_PATTERNS.search(text):
         return GeminiFailure(FailureKind.CONFIG, cause)

@@ -66,16 +66,21 @@ def main() -> int:
 
     if scenario == "auth":
         record("auth")
-        print(json.dumps({"error": {"type": "Error", "message": "Please set an Auth method in your settings.json or specify GEMINI_API_KEY", "code": 41}}))
+        # As 0.61.0 does: the error object pretty-printed on stderr, nothing on stdout.
+        error = {"type": "Error", "message": "Please set an Auth method in your settings.json or specify GEMINI_API_KEY", "code": 41}
+        print(json.dumps({"session_id": "fake", "error": error}, indent=2), file=sys.stderr)
         return 41
     if scenario == "untrusted":
         record("untrusted")
         print("Gemini CLI is not running in a trusted directory. Use --skip-trust.", file=sys.stderr)
         return 55
     if scenario == "rate_limit":
+        # As 0.61.0 does after its own retries: traces, then exit(429) truncated to 173.
         record("rate_limit")
-        print("Attempt 1 failed with status 429. Retrying with backoff... RESOURCE_EXHAUSTED", file=sys.stderr)
-        return 1
+        print("Attempt 1 failed with status 429. Retrying with backoff... _ApiError: RESOURCE_EXHAUSTED", file=sys.stderr)
+        error = {"type": "Error", "message": "Resource has been exhausted (e.g. check quota).", "code": 429}
+        print(json.dumps({"session_id": "fake", "error": error}, indent=2), file=sys.stderr)
+        return 173
     if scenario == "leak_secret":
         record("leak_secret")
         print(f"debug: using key {os.environ.get('GEMINI_API_KEY', '')}", file=sys.stderr)
