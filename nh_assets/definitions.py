@@ -1,11 +1,16 @@
-"""Assembles the code location: settings + registry → assets, resources and the daily job.
+"""Assembles the code location: settings + registry → assets, resources, executor and jobs.
 
-This module only wires; each concept lives in its own module. ``build_definitions`` takes its
+This module only wires; each concept lives in its own module. The prompt graph (``core``) is
+built first; operational parts (checks, schedules, sensors, publishing, maintenance jobs) are
+built from it by the builders in ``EXTENSIONS`` and merged in. ``build_definitions`` takes its
 inputs explicitly so tests can build a code location against temporary directories, while the
 module-level ``defs`` reads the operator's environment once at load time.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import dagster as dg
 
@@ -19,8 +24,34 @@ from nh_assets.settings import Settings, load_settings
 DAILY_JOB_NAME = "neurohelix_daily"
 
 
-def build_definitions(settings: Settings, registry: Registry, **gemini_options: object) -> dg.Definitions:
-    """``gemini_options`` override resource fields (tests and benchmarks shorten backoffs)."""
+@dataclass(frozen=True)
+class Core:
+    """What the operational builders need to know about the prompt graph."""
+
+    settings: Settings
+    registry: Registry
+    partitions_def: dg.DailyPartitionsDefinition
+    prompt_assets: list[dg.AssetsDefinition]
+    daily_job: dg.UnresolvedAssetJobDefinition
+
+
+Extension = Callable[[Core], dg.Definitions]
+# Operational parts of the code location, each built from the core graph (see their modules).
+EXTENSIONS: list[Extension] = []
+
+
+def executor_for(settings: Settings) -> dg.ExecutorDefinition:
+    # Steps are I/O-bound subprocess waits: many may run at once; forkserver keeps per-step
+    # start-up small (see README, "Executor").
+    return dg.multiprocess_executor.configured(
+        {
+            "max_concurrent": settings.executor_max_concurrent,
+            "start_method": {settings.executor_start_method: {}},
+        }
+    )
+
+
+def build_core(settings: Settings, registry: Registry) -> Core:
     partitions_def = daily_partitions(settings.partition_start, settings.timezone)
     assets = build_prompt_assets(registry, partitions_def, settings.partition_start)
     daily_job = dg.define_asset_job(
@@ -28,24 +59,30 @@ def build_definitions(settings: Settings, registry: Registry, **gemini_options: 
         selection=dg.AssetSelection.assets(*assets),
         description="Every NeuroHelix prompt for one day, in dependency order.",
     )
-    return dg.Definitions(
-        assets=assets,
-        jobs=[daily_job],
-        resources={
-            "gemini": GeminiCLIResource(
-                **{
-                    "cli_path": settings.gemini_cli,
-                    "demo": settings.demo,
-                    "rate_per_minute": settings.rate_per_minute,
-                    "rate_per_day": settings.rate_per_day,
-                    "rate_limit_db": str(settings.rate_limit_db),
-                    "workdir_root": str(settings.workdir_root),
-                    **gemini_options,
-                }
-            ),
-            "layout": DataLayoutResource(root=str(settings.data_root)),
-        },
+    return Core(settings, registry, partitions_def, assets, daily_job)
+
+
+def build_definitions(settings: Settings, registry: Registry, **gemini_options: object) -> dg.Definitions:
+    """``gemini_options`` override resource fields (tests and benchmarks shorten backoffs)."""
+    core = build_core(settings, registry)
+    gemini = GeminiCLIResource(
+        **{
+            "cli_path": settings.gemini_cli,
+            "demo": settings.demo,
+            "rate_per_minute": settings.rate_per_minute,
+            "rate_per_day": settings.rate_per_day,
+            "rate_limit_db": str(settings.rate_limit_db),
+            "workdir_root": str(settings.workdir_root),
+            **gemini_options,
+        }
     )
+    prompt_graph = dg.Definitions(
+        assets=core.prompt_assets,
+        jobs=[core.daily_job],
+        executor=executor_for(settings),
+        resources={"gemini": gemini, "layout": DataLayoutResource(root=str(settings.data_root))},
+    )
+    return dg.Definitions.merge(prompt_graph, *(extension(core) for extension in EXTENSIONS))
 
 
 def load_definitions() -> dg.Definitions:

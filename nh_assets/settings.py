@@ -36,6 +36,25 @@ class Settings(BaseModel):
     rate_per_day: int = Field(ge=1, description="NH_RATE_PER_DAY: Gemini requests per day.")
     rate_limit_db: Path = Field(description="NH_RATE_LIMIT_DB: SQLite file shared by every process.")
     workdir_root: Path = Field(description="NH_WORKDIR_ROOT: parent of the CLI's empty working dirs.")
+    max_gemini_processes: int = Field(ge=1, description="NH_MAX_GEMINI_PROCESSES: CLI processes at once, machine-wide.")
+    executor_start_method: str = Field(description="NH_EXECUTOR_START_METHOD: forkserver or spawn.")
+    executor_max_concurrent: int = Field(ge=1, description="NH_EXECUTOR_MAX_CONCURRENT: step processes per run.")
+    schedule_enabled: bool = Field(description="NH_SCHEDULE_ENABLED: start the daily schedule running.")
+    schedule_hour: int = Field(ge=0, le=23, description="NH_SCHEDULE_HOUR: hour of the daily run (NH_TIMEZONE).")
+    schedule_minute: int = Field(ge=0, le=59, description="NH_SCHEDULE_MINUTE: minute of the daily run.")
+    report_deadline_hour: int = Field(ge=0, le=23, description="NH_REPORT_DEADLINE_HOUR: today's report is late after this.")
+    retention_days: int = Field(ge=1, description="NH_RETENTION_DAYS: keep this many days of artifacts.")
+    site_dir: Path = Field(description="NH_SITE_DIR: directory wrangler deploys (default DATA_ROOT/publishing).")
+    site_build_command: str = Field(description="NH_SITE_BUILD_COMMAND: optional command run before deploying.")
+    cloudflare_project: str = Field(description="NH_CLOUDFLARE_PROJECT: Cloudflare Pages project name.")
+    wrangler_cli: str = Field(description="NH_WRANGLER_CLI: path or name of the wrangler executable.")
+
+    @field_validator("executor_start_method")
+    @classmethod
+    def _start_method(cls, value: str) -> str:
+        if value not in {"forkserver", "spawn"}:
+            raise ValueError("must be forkserver or spawn")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -45,6 +64,9 @@ class Settings(BaseModel):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Paris") from exc
         return value
+
+
+_ENV_NAMES = {"gemini_cli": "NH_GEMINI_CLI", "wrangler_cli": "NH_WRANGLER_CLI"}
 
 
 def _flag(env: dict[str, str], name: str) -> bool:
@@ -77,8 +99,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Build settings from ``env`` (default: the process environment) or raise SettingsError."""
     env = dict(os.environ if env is None else env)
     home = dagster_home(env)
+    data_root = Path(env.get("NH_DATA_ROOT") or Path.cwd() / "data").expanduser().resolve()
     raw = {
-        "data_root": Path(env.get("NH_DATA_ROOT") or Path.cwd() / "data").expanduser().resolve(),
+        "data_root": data_root,
         "gemini_cli": env.get("NH_GEMINI_CLI") or "gemini",
         "demo": _flag(env, "NH_DEMO"),
         "partition_start": env.get("NH_PARTITION_START") or "2025-11-01",
@@ -87,15 +110,23 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "rate_per_day": env.get("NH_RATE_PER_DAY") or 1000,
         "rate_limit_db": Path(env.get("NH_RATE_LIMIT_DB") or home / "nh_gemini_rate_limit.sqlite"),
         "workdir_root": Path(env.get("NH_WORKDIR_ROOT") or home / "gemini_workdirs"),
+        "max_gemini_processes": env.get("NH_MAX_GEMINI_PROCESSES") or 4,
+        "executor_start_method": env.get("NH_EXECUTOR_START_METHOD") or "forkserver",
+        "executor_max_concurrent": env.get("NH_EXECUTOR_MAX_CONCURRENT") or 8,
+        "schedule_enabled": _flag(env, "NH_SCHEDULE_ENABLED"),
+        "schedule_hour": env.get("NH_SCHEDULE_HOUR") or 6,
+        "schedule_minute": env.get("NH_SCHEDULE_MINUTE") or 0,
+        "report_deadline_hour": env.get("NH_REPORT_DEADLINE_HOUR") or 9,
+        "retention_days": env.get("NH_RETENTION_DAYS") or 90,
+        "site_dir": Path(env.get("NH_SITE_DIR") or data_root / "publishing").expanduser().resolve(),
+        "site_build_command": env.get("NH_SITE_BUILD_COMMAND") or "",
+        "cloudflare_project": env.get("NH_CLOUDFLARE_PROJECT") or "neurohelix",
+        "wrangler_cli": env.get("NH_WRANGLER_CLI") or "wrangler",
     }
     try:
         return Settings(**raw)
     except ValidationError as exc:
-        names = {
-            "data_root": "NH_DATA_ROOT", "partition_start": "NH_PARTITION_START",
-            "timezone": "NH_TIMEZONE", "rate_per_minute": "NH_RATE_PER_MINUTE",
-            "rate_per_day": "NH_RATE_PER_DAY",
-        }
+        names = {name: _ENV_NAMES.get(name, "NH_" + name.upper()) for name in Settings.model_fields}
         problems = []
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"

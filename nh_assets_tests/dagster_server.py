@@ -1,0 +1,84 @@
+"""A real ``dagster dev`` (webserver + daemon) on 127.0.0.1 for tests that need the run queue,
+backfills or the UI. Started in its own process group and always torn down."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from nh_assets.settings import REPO_ROOT
+
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+
+
+@dataclass(frozen=True)
+class DagsterServer:
+    url: str
+    port: int
+    dagster_home: Path
+    log: Path
+
+    def graphql_client(self):
+        from dagster_graphql import DagsterGraphQLClient
+
+        return DagsterGraphQLClient("127.0.0.1", port_number=self.port)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dagster dev exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"dagster dev did not answer within {timeout_s:.0f}s:\n{log.read_text()[-4000:]}")
+
+
+@contextlib.contextmanager
+def running_dagster(env: dict[str, str], *, timeout_s: float = 120.0) -> Iterator[DagsterServer]:
+    """Run ``dagster dev`` with ``env`` (must hold DAGSTER_HOME) until the block exits."""
+    home = Path(env["DAGSTER_HOME"])
+    port = free_port()
+    log = home / "dagster_dev.log"
+    subprocess.run(
+        [sys.executable, "-m", "nh_assets.pools", "apply"], env=env, check=True, capture_output=True, timeout=120
+    )
+    with log.open("w") as handle:
+        proc = subprocess.Popen(
+            [DAGSTER, "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
+            env=env, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, proc, log, timeout_s)
+        yield DagsterServer(url=url, port=port, dagster_home=home, log=log)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
