@@ -16,7 +16,10 @@ export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/dagster_home}"
 export NH_DATA_ROOT="${NH_DATA_ROOT:-$PWD/data}"
 export NH_GEMINI_CLI="${NH_GEMINI_CLI:-$PWD/node_modules/.bin/gemini}"
 
+mkdir -p "$DAGSTER_HOME"
+[ -f "$DAGSTER_HOME/dagster.yaml" ] || cp dagster_home/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 .venv/bin/python -m nh_assets.registry validate >/dev/null
+.venv/bin/python -m nh_assets.pools apply >/dev/null
 echo "dev: DAGSTER_HOME=$DAGSTER_HOME NH_DATA_ROOT=$NH_DATA_ROOT NH_DEMO=${NH_DEMO:-0}"
 echo "dev: open http://127.0.0.1:${NH_PORT:-3000} and materialize a day (Assets > Materialize all > pick a date)"
 exec .venv/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p "${NH_PORT:-3000}" "$@"
