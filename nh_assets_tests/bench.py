@@ -1,0 +1,346 @@
+"""Benchmark: orchestration overhead, wall time against the schedule's lower bound, rate-limit
+adherence over a multi-day backfill, and peak memory. A script that prints figures, not a test.
+
+    .venv/bin/python -m nh_assets_tests.bench                 # all parts, L = 5 s
+    .venv/bin/python -m nh_assets_tests.bench --latency 5 --days 3 --rate 30 --parts one,backfill
+
+Everything runs for real: a temporary Dagster instance (SQLite) with the repo's dagster.yaml and
+pool limits, the real code location loaded by ``dagster asset materialize`` (one partition) or by
+``dagster dev`` and a multi-run backfill launched through GraphQL (several days), and the fake
+``gemini`` executable answering after a fixed latency L. The fake logs every call's start and end,
+which is what the figures are computed from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+
+from nh_assets.registry import CONCURRENCY_LIMITS, Registry, load_registry
+from nh_assets.settings import REPO_ROOT
+
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+
+
+# ---------------------------------------------------------------------------------------------
+# The schedule's lower bound
+# ---------------------------------------------------------------------------------------------
+
+
+def lower_bound_s(registry: Registry, latency: float, max_processes: int, rate_per_minute: int) -> dict[str, float]:
+    """A lower bound on one partition's makespan with zero orchestration overhead.
+
+    Every LLM step takes L, builtin steps take 0. Within one run Dagster orders steps by asset
+    key, so cross-day edges (continuity_builder after daily_aggregator) order steps too. The bound
+    is the largest of: the critical path; for each pool, the earliest any of its steps can start
+    plus its work divided by its limit plus the shortest tail after it; the same for the global
+    process cap; and the rate limit's minimum time for the day's requests.
+    """
+    specs = {s.prompt_id: s for s in registry.prompts}
+    duration = {pid: (latency if s.uses_llm else 0.0) for pid, s in specs.items()}
+    parents = {pid: [d.prompt_id for d in s.depends_on] for pid, s in specs.items()}
+    children: dict[str, list[str]] = {pid: [] for pid in specs}
+    for pid, ps in parents.items():
+        for p in ps:
+            children[p].append(pid)
+    order = [s.prompt_id for s in registry.topological_order()]
+    head: dict[str, float] = {}
+    for pid in order:
+        head[pid] = max((head[p] + duration[p] for p in parents[pid]), default=0.0)
+    tail: dict[str, float] = {}
+    for pid in reversed(order):
+        tail[pid] = max((duration[c] + tail[c] for c in children[pid]), default=0.0)
+    critical = max(head[p] + duration[p] + tail[p] for p in specs)
+
+    def group_bound(members: list[str], limit: int) -> float:
+        work = sum(duration[m] for m in members)
+        return min(head[m] for m in members) + math.ceil(work / latency / limit) * latency + min(tail[m] for m in members)
+
+    bounds = {"critical_path": critical}
+    for cls, limit in CONCURRENCY_LIMITS.items():
+        members = [p for p, s in specs.items() if s.uses_llm and s.concurrency_class == cls]
+        if members:
+            bounds[f"pool gemini_{cls}"] = group_bound(members, limit)
+    llm = [p for p, s in specs.items() if s.uses_llm]
+    bounds["process cap"] = group_bound(llm, max_processes)
+    bounds["rate limit"] = max(0.0, (len(llm) - rate_per_minute) / rate_per_minute * 60.0)
+    bounds["bound"] = max(bounds.values())
+    return bounds
+
+
+# ---------------------------------------------------------------------------------------------
+# Environment
+# ---------------------------------------------------------------------------------------------
+
+
+def _fake_cli(directory: Path) -> Path:
+    cli = directory / "gemini"
+    cli.write_text(
+        f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(REPO_ROOT)!r})\n"
+        "from nh_assets_tests.fakes.fake_gemini_cli import main\nsys.exit(main())\n"
+    )
+    cli.chmod(0o755)
+    return cli
+
+
+def make_env(base: Path, latency: float, rate: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    home = base / "dagster_home"
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster_home" / "dagster.yaml").read_text())
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "NH_DATA_ROOT": str(base / "data"),
+        "NH_GEMINI_CLI": str(_fake_cli(base)),
+        "NH_PARTITION_START": "2026-11-01",
+        "NH_TIMEZONE": "UTC",
+        "NH_DEMO": "0",
+        "NH_RATE_PER_MINUTE": str(rate),
+        "NH_RATE_PER_DAY": str(max(rate * 100, 1000)),
+        "FAKE_GEMINI_LATENCY": str(latency),
+        "FAKE_GEMINI_LOG": str(base / "calls.jsonl"),
+        **(extra or {}),
+    }
+    subprocess.run([sys.executable, "-m", "nh_assets.pools", "apply"], env=env, check=True, capture_output=True)
+    return env
+
+
+def calls(env: dict[str, str]) -> list[dict]:
+    log = Path(env["FAKE_GEMINI_LOG"])
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+# ---------------------------------------------------------------------------------------------
+# Peak memory of a process tree, sampled from /proc
+# ---------------------------------------------------------------------------------------------
+
+
+class TreeMemory(threading.Thread):
+    """Samples the summed RSS of a process and all its descendants every 100 ms."""
+
+    def __init__(self, root_pid: int):
+        super().__init__(daemon=True)
+        self.root_pid = root_pid
+        self.peak_bytes = 0
+        self._halt = threading.Event()
+
+    def _tree_rss(self) -> int:
+        parents: dict[int, int] = {}
+        rss: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                fields = stat.rsplit(")", 1)[1].split()
+                parents[int(entry)] = int(fields[1])
+                rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+            except (OSError, IndexError, ValueError):
+                continue
+        members, frontier = {self.root_pid}, [self.root_pid]
+        while frontier:
+            pid = frontier.pop()
+            for child, parent in parents.items():
+                if parent == pid and child not in members:
+                    members.add(child)
+                    frontier.append(child)
+        return sum(rss.get(pid, 0) for pid in members)
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._tree_rss())
+            time.sleep(0.1)
+
+    def stop(self) -> int:
+        self._halt.set()
+        self.join()
+        return self.peak_bytes
+
+
+# ---------------------------------------------------------------------------------------------
+# Part 1, 2, 4: one partition
+# ---------------------------------------------------------------------------------------------
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def one_partition(latency: float, day: str, registry: Registry, extra_env: dict[str, str] | None = None) -> dict:
+    with tempfile.TemporaryDirectory(prefix="nh-bench-") as tmp:
+        env = make_env(Path(tmp), latency, rate=50, extra=extra_env)
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [DAGSTER, "asset", "materialize", "-m", "nh_assets", "--select", "*", "--partition", day],
+            env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        memory = TreeMemory(proc.pid)
+        memory.start()
+        output, _ = proc.communicate()
+        command_wall = time.monotonic() - started
+        peak = memory.stop()
+        if proc.returncode != 0:
+            raise SystemExit(f"bench: materialization failed:\n{output[-3000:]}")
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            (run,) = instance.get_run_records()
+            events = instance.all_logs(run.dagster_run.run_id)
+        cli_time = {c["prompt_id"]: c["end"] - c["start"] for c in calls(env)}
+        worker_start: dict[str, float] = {}
+        step_end: dict[str, float] = {}
+        run_start = run_end = None
+        for entry in events:
+            event = entry.dagster_event
+            if event is None:
+                continue
+            if event.event_type == dg.DagsterEventType.RUN_START:
+                run_start = entry.timestamp
+            elif event.event_type == dg.DagsterEventType.RUN_SUCCESS:
+                run_end = entry.timestamp
+            elif event.event_type == dg.DagsterEventType.STEP_WORKER_STARTING:
+                worker_start[event.step_key] = entry.timestamp
+            elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
+                step_end[event.step_key] = entry.timestamp
+        overheads = [step_end[k] - worker_start[k] - cli_time.get(k, 0.0) for k in step_end if k in worker_start]
+        return {
+            "run_wall_s": run_end - run_start,
+            "command_wall_s": command_wall,
+            "overhead_median_s": statistics.median(overheads),
+            "overhead_p95_s": _percentile(overheads, 0.95),
+            "steps": len(overheads),
+            "peak_rss_mb": peak / 2**20,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Part 3: a multi-day backfill under the rate limit
+# ---------------------------------------------------------------------------------------------
+
+_LAUNCH_BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on UnauthorizedError { message }
+    ... on PartitionSetNotFoundError { message }
+    ... on InvalidStepError { invalidStepKey }
+    ... on InvalidOutputError { invalidOutputName }
+  }
+}"""
+
+_BACKFILL_STATUS = """
+query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+  __typename ... on PartitionBackfill { status } ... on PythonError { message } } }"""
+
+
+def _graphql(url: str, query: str, variables: dict) -> dict:
+    request = urllib.request.Request(
+        f"{url}/graphql", data=json.dumps({"query": query, "variables": variables}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        doc = json.loads(response.read())
+    if doc.get("errors"):
+        raise SystemExit(f"bench: GraphQL error: {doc['errors']}")
+    return doc["data"]
+
+
+def max_in_window(times: list[float], window: float = 60.0) -> int:
+    times = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while t - times[lo] >= window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def backfill(days: list[str], latency: float, rate: int, registry: Registry) -> dict:
+    from nh_assets_tests.dagster_server import running_dagster
+
+    with tempfile.TemporaryDirectory(prefix="nh-bench-backfill-") as tmp:
+        env = make_env(Path(tmp), latency, rate=rate)
+        with running_dagster(env) as server:
+            params = {
+                "partitionNames": days,
+                "assetSelection": [{"path": [s.prompt_id]} for s in registry.prompts],
+                "fromFailure": False,
+                "tags": [],
+            }
+            launched = _graphql(server.url, _LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+            if launched["__typename"] != "LaunchBackfillSuccess":
+                raise SystemExit(f"bench: backfill not launched: {launched}")
+            backfill_id = launched["backfillId"]
+            started = time.monotonic()
+            memory = TreeMemory(os.getpid())
+            memory.start()
+            while True:
+                status = _graphql(server.url, _BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+                if status.get("status") in {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}:
+                    break
+                time.sleep(2)
+            wall = time.monotonic() - started
+            peak = memory.stop()
+        starts = sorted(c["start"] for c in calls(env))
+        span = starts[-1] - starts[0] if len(starts) > 1 else 0.0
+        # Steady state excludes the first window, where a full bucket admits a burst of R at once.
+        achieved = (len(starts) - 1) / span * 60.0 if span else float("nan")
+        return {
+            "status": status.get("status"),
+            "requests": len(starts),
+            "wall_s": wall,
+            "achieved_per_min": achieved,
+            "max_in_60s": max_in_window(starts),
+            "peak_rss_mb": peak / 2**20,
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nh_assets_tests.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=5.0, help="fake Gemini latency L per call, seconds")
+    parser.add_argument("--days", type=int, default=3, help="days in the backfill")
+    parser.add_argument("--rate", type=int, default=20, help="rate limit R per minute during the backfill")
+    parser.add_argument("--backfill-latency", type=float, default=1.0, help="L during the backfill")
+    parser.add_argument("--parts", default="one,backfill", help="comma list: one, backfill")
+    parser.add_argument("--start-method", default=None, help="override NH_EXECUTOR_START_METHOD for part one")
+    args = parser.parse_args(argv)
+    registry = load_registry()
+    parts = set(args.parts.split(","))
+    max_processes = int(os.environ.get("NH_MAX_GEMINI_PROCESSES", "4"))
+
+    if "one" in parts:
+        extra = {"NH_EXECUTOR_START_METHOD": args.start_method} if args.start_method else None
+        bounds = lower_bound_s(registry, args.latency, max_processes, 50)
+        result = one_partition(args.latency, "2026-11-20", registry, extra)
+        print(f"one partition, L = {args.latency:g} s, {result['steps']} steps")
+        print(f"  per-step overhead        median {result['overhead_median_s']:.2f} s, p95 {result['overhead_p95_s']:.2f} s")
+        print(f"  run wall (RUN_START..SUCCESS) {result['run_wall_s']:.1f} s; whole command {result['command_wall_s']:.1f} s")
+        print("  lower bound              " + ", ".join(f"{k} {v:.1f} s" for k, v in bounds.items() if k != "bound"))
+        print(f"  bound {bounds['bound']:.1f} s; wall / bound = {result['run_wall_s'] / bounds['bound']:.2f}")
+        print(f"  peak memory (process tree) {result['peak_rss_mb']:.0f} MB")
+    if "backfill" in parts:
+        days = [f"2026-11-{d:02d}" for d in range(10, 10 + args.days)]
+        result = backfill(days, args.backfill_latency, args.rate, registry)
+        print(f"backfill of {args.days} days, R = {args.rate}/min, L = {args.backfill_latency:g} s: {result['status']}")
+        print(f"  requests {result['requests']} in {result['wall_s']:.0f} s")
+        print(f"  achieved {result['achieved_per_min']:.1f}/min = {result['achieved_per_min'] / args.rate:.0%} of R")
+        print(f"  max requests in any 60 s window {result['max_in_60s']} (limit {args.rate})")
+        print(f"  peak memory (bench + dagster dev tree) {result['peak_rss_mb']:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
