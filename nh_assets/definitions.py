@@ -14,7 +14,9 @@ from typing import Callable
 
 import dagster as dg
 
+from nh_assets.automation import build_automation_definitions
 from nh_assets.factory import build_prompt_assets
+from nh_assets.operations import build_operations_definitions
 from nh_assets.partitions import daily_partitions
 from nh_assets.registry import Registry, load_registry, registry_path_from_env
 from nh_assets.resources.data_layout import DataLayoutResource
@@ -37,7 +39,7 @@ class Core:
 
 Extension = Callable[[Core], dg.Definitions]
 # Operational parts of the code location, each built from the core graph (see their modules).
-EXTENSIONS: list[Extension] = []
+EXTENSIONS: list[Extension] = [build_automation_definitions, build_operations_definitions]
 
 
 def executor_for(settings: Settings) -> dg.ExecutorDefinition:
@@ -56,7 +58,9 @@ def build_core(settings: Settings, registry: Registry) -> Core:
     assets = build_prompt_assets(registry, partitions_def, settings.partition_start)
     daily_job = dg.define_asset_job(
         DAILY_JOB_NAME,
-        selection=dg.AssetSelection.assets(*assets),
+        # The prompts with the checks they evaluate in their own steps; not the separate
+        # report-deadline check, which has its own schedule.
+        selection=dg.AssetSelection.assets(*assets).without_checks() | dg.AssetSelection.checks(*assets),
         description="Every NeuroHelix prompt for one day, in dependency order.",
     )
     return Core(settings, registry, partitions_def, assets, daily_job)
@@ -72,6 +76,9 @@ def build_definitions(settings: Settings, registry: Registry, **gemini_options: 
             "rate_per_minute": settings.rate_per_minute,
             "rate_per_day": settings.rate_per_day,
             "rate_limit_db": str(settings.rate_limit_db),
+            "max_processes": settings.max_gemini_processes,
+            # Beside the shared rate-limit bucket (DAGSTER_HOME by default): machine-wide state.
+            "process_slots_dir": str(settings.rate_limit_db.parent / "gemini_process_slots"),
             "workdir_root": str(settings.workdir_root),
             **gemini_options,
         }

@@ -20,7 +20,8 @@ from typing import Callable
 
 import dagster as dg
 
-from nh_assets.artifacts import write_atomic
+from nh_assets.artifacts import strip_front_matter, write_atomic
+from nh_assets.checks import check_specs_for, evaluate_checks
 from nh_assets.output_formats import (
     html_artifact,
     markdown_artifact,
@@ -71,9 +72,7 @@ def _partition_mapping(dep: Dependency) -> dg.PartitionMapping | None:
 def _description(spec: PromptSpec) -> str:
     deps = ", ".join(f"`{d}`" for d in spec.depends_on) or "none"
     lines = [
-        spec.title,
-        "",
-        spec.notes or "",
+        f"**{spec.title}** — {spec.notes}" if spec.notes else f"**{spec.title}**",
         "",
         f"- output: `{spec.expected_outputs}` ({spec.output_format})",
         f"- model: `{spec.model}` · tools: `{', '.join(spec.tools) or 'none'}` · concurrency: {spec.concurrency_class}",
@@ -100,6 +99,7 @@ def _build_prompt_asset(
         code_version=code_version(spec),
         partitions_def=partitions_def,
         deps=deps,
+        check_specs=check_specs_for(spec, registry, partitions_def=partitions_def),
         pool=f"gemini_{spec.concurrency_class}" if spec.uses_llm else None,
         tags={"nh/wave": spec.wave, "nh/category": spec.category.lower().replace(" ", "_")},
         metadata={
@@ -147,12 +147,18 @@ def _build_prompt_asset(
                 "nh.attempts": dg.MetadataValue.int(attempt),
                 "nh.duration_s": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
                 "nh.upstream": dg.MetadataValue.json([a.describe() for a in upstream]),
-                "preview": dg.MetadataValue.md(_preview(text))
+                "preview": dg.MetadataValue.md(_preview(strip_front_matter(text)))
                 if spec.output_format == "markdown"
                 else dg.MetadataValue.md(f"```{'html' if spec.output_format == 'html' else 'json'}\n{_preview(text)}\n```"),
             }
         )
-        return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(written.sha256))
+        # Judged on the bytes just written; a failed blocking check fails the step after the
+        # materialization is recorded, so nothing downstream runs on this artifact.
+        return dg.MaterializeResult(
+            metadata=metadata,
+            data_version=dg.DataVersion(written.sha256),
+            check_results=evaluate_checks(spec, registry, text, day),
+        )
 
     return _prompt_asset
 

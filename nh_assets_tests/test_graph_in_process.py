@@ -110,7 +110,7 @@ def test_metadata_records_the_old_manifest_facts(two_days):
     assert meta["gemini.model"].value == "gemini-2.5-pro"
     assert meta["gemini.total_tokens"].value == meta["gemini.input_tokens"].value + meta["gemini.output_tokens"].value
     assert meta["nh.attempts"].value == 1
-    assert meta["preview"].value.startswith("---\nprompt_id: daily_aggregator")
+    assert meta["preview"].value.startswith("# daily_aggregator")  # front matter stripped: it is metadata already
     assert len(meta["nh.upstream"].value) == 16
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -51,7 +52,8 @@ def day_one(tmp_path, dagster_home, fake_cli, registry):
 
 def test_full_day_through_the_real_cli(day_one, tmp_path, dagster_home, registry, gemini_cli_path, fake_gemini_api, gemini_env_factory):
     env = gemini_env_factory(fake_gemini_api.base_url)
-    env.update(day_one, NH_GEMINI_CLI=gemini_cli_path)
+    # The forkserver's socket lives in TMPDIR; pytest's deep tmp paths exceed AF_UNIX's 108 bytes.
+    env.update(day_one, NH_GEMINI_CLI=gemini_cli_path, TMPDIR=tempfile.mkdtemp(prefix="nh-"))
     result = subprocess.run(
         [DAGSTER, "asset", "materialize", "-m", "nh_assets", "--select", "*", "--partition", DAY2],
         env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path,

@@ -3,8 +3,9 @@
 Every prompt asset calls ``GeminiCLIResource.generate``. It runs the ``gemini`` executable
 headless (``-m MODEL -o json -p PROMPT``) with stdin closed, in a fresh empty working directory,
 with the parent environment passed through, after taking a slot from the machine-wide rate
-limit. A call that outlives its timeout has its whole process group killed. Failures come back
-as ``GeminiFailure`` with a kind, a one-line cause and a fix; the asset decides whether to retry.
+limit, and while holding one of the machine-wide CLI process slots (``process_slots.py``). A call
+that outlives its timeout has its whole process group killed. Failures come back as
+``GeminiFailure`` with a kind, a one-line cause and a fix; the asset decides whether to retry.
 
 Demo mode (``NH_DEMO=1``) points the same real CLI at the project's fake Gemini API on
 127.0.0.1, started inside the step process, so a newcomer without credentials can watch a day
@@ -34,6 +35,7 @@ from nh_assets.resources.gemini_failures import (
     classify_exit,
     classify_timeout,
 )
+from nh_assets.resources.process_slots import ProcessSlots
 from nh_assets.resources.rate_limit import DailyCapExceeded, SharedRateLimit
 
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
@@ -50,6 +52,7 @@ class GeminiResult:
     duration_s: float
     rate_limit_wait_s: float
     demo: bool
+    process_slot_wait_s: float = 0.0
 
     def metadata(self) -> dict[str, dg.MetadataValue]:
         return {
@@ -59,6 +62,7 @@ class GeminiResult:
             "gemini.total_tokens": dg.MetadataValue.int(self.total_tokens),
             "gemini.duration_s": dg.MetadataValue.float(round(self.duration_s, 3)),
             "gemini.rate_limit_wait_s": dg.MetadataValue.float(round(self.rate_limit_wait_s, 3)),
+            "gemini.process_slot_wait_s": dg.MetadataValue.float(round(self.process_slot_wait_s, 3)),
             "gemini.demo": dg.MetadataValue.bool(self.demo),
         }
 
@@ -102,6 +106,12 @@ class GeminiCLIResource(dg.ConfigurableResource):
     rate_per_minute: int = Field(default=50, description="Requests per minute across all processes (NH_RATE_PER_MINUTE).")
     rate_per_day: int = Field(default=1000, description="Hard cap of requests per day (NH_RATE_PER_DAY).")
     rate_limit_db: str = Field(description="SQLite file holding the shared rate-limit bucket (NH_RATE_LIMIT_DB).")
+    max_processes: int = Field(
+        default=4, ge=1, description="CLI processes at once, machine-wide, across every run (NH_MAX_GEMINI_PROCESSES)."
+    )
+    process_slots_dir: str = Field(
+        default="", description="Directory of the shared process slot files; empty: beside rate_limit_db."
+    )
     workdir_root: str = Field(description="Parent directory of the CLI's per-call empty working directories.")
     skip_trust: bool = Field(default=True, description="Pass --skip-trust: the per-call directory is ours and empty.")
     retry_base_s: float = Field(default=5.0, description="First retry delay; doubles per retry, with jitter.")
@@ -115,11 +125,14 @@ class GeminiCLIResource(dg.ConfigurableResource):
     demo_latency_s: float = Field(default=0.0, description="Latency of the demo API per call, for demos and benchmarks.")
 
     _limiter: SharedRateLimit | None = PrivateAttr(default=None)
+    _process_slots: ProcessSlots | None = PrivateAttr(default=None)
     _demo_api: object | None = PrivateAttr(default=None)
     _demo_home: Path | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._limiter = SharedRateLimit(Path(self.rate_limit_db), self.rate_per_minute, self.rate_per_day)
+        slots_dir = Path(self.process_slots_dir or Path(self.rate_limit_db).parent / "gemini_process_slots")
+        self._process_slots = ProcessSlots(slots_dir, self.max_processes)
         if self.demo:
             self._start_demo_api()
 
@@ -184,11 +197,11 @@ class GeminiCLIResource(dg.ConfigurableResource):
         timeout_s: float,
         approval_mode: str = "default",
     ) -> GeminiResult:
-        """One attempt: take a rate-limit slot, run the CLI, parse its JSON; raise GeminiFailure."""
+        """One attempt: take a rate-limit slot, run the CLI in a process slot, parse its JSON; raise GeminiFailure."""
         if approval_mode == "yolo":
             context.log.warning("approval mode yolo: the registry row asked for it in its tools column")
         cli = self.resolve_cli()
-        assert self._limiter is not None, "resource used outside Dagster execution"
+        assert self._limiter is not None and self._process_slots is not None, "resource used outside Dagster execution"
         try:
             acquired = self._limiter.acquire(context.log.info)
         except DailyCapExceeded as exc:
@@ -198,18 +211,22 @@ class GeminiCLIResource(dg.ConfigurableResource):
         secrets = [value for name, value in env.items() if _SECRET_NAME.search(name) and len(value) >= 6]
         Path(self.workdir_root).mkdir(parents=True, exist_ok=True)
         workdir = tempfile.mkdtemp(prefix="call-", dir=self.workdir_root)
-        started = time.monotonic()
         try:
-            stdout, stderr, returncode = self._run(
-                self.command(cli=cli, model=model, prompt=prompt, approval_mode=approval_mode),
-                env=env,
-                cwd=workdir,
-                timeout_s=timeout_s,
-                secrets=secrets,
-            )
+            with self._process_slots.hold(context.log.info) as slot:
+                started = time.monotonic()
+                stdout, stderr, returncode = self._run(
+                    self.command(cli=cli, model=model, prompt=prompt, approval_mode=approval_mode),
+                    env=env,
+                    cwd=workdir,
+                    timeout_s=timeout_s,
+                    secrets=secrets,
+                    # The CLI holds the slot too: if this step process dies, the slot stays taken
+                    # until the orphaned CLI exits.
+                    pass_fds=(slot.fd,),
+                )
+                duration = time.monotonic() - started
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        duration = time.monotonic() - started
         if returncode != 0:
             failure = classify_exit(returncode, stdout, stderr)
             if stderr.strip():
@@ -226,10 +243,18 @@ class GeminiCLIResource(dg.ConfigurableResource):
             duration_s=duration,
             rate_limit_wait_s=acquired.waited_s,
             demo=self.demo,
+            process_slot_wait_s=slot.waited_s,
         )
 
     def _run(
-        self, args: list[str], *, env: dict[str, str], cwd: str, timeout_s: float, secrets: list[str]
+        self,
+        args: list[str],
+        *,
+        env: dict[str, str],
+        cwd: str,
+        timeout_s: float,
+        secrets: list[str],
+        pass_fds: tuple[int, ...] = (),
     ) -> tuple[str, str, int]:
         def redact(text: str) -> str:
             for secret in secrets:
@@ -245,6 +270,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
                 cwd=cwd,
                 env=env,
                 start_new_session=True,  # its own process group, so a timeout kills every child
+                pass_fds=pass_fds,
                 text=True,
                 encoding="utf-8",
                 errors="replace",
@@ -267,6 +293,12 @@ class GeminiCLIResource(dg.ConfigurableResource):
                 stdout, stderr = proc.communicate()
             _kill_group(proc.pid, signal.SIGKILL)
             raise classify_timeout(timeout_s, redact(stderr or "")) from None
+        except BaseException:
+            # Interrupted, as when its run is terminated: an orphaned CLI would run on unwatched
+            # (no timeout any more) and keep its process slot, so the whole group goes with the step.
+            _kill_group(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
         # A finished CLI must not leave helpers behind (MCP servers, shells): reap the group.
         _kill_group(proc.pid, signal.SIGKILL)
         return redact(stdout), redact(stderr), proc.returncode

@@ -6,6 +6,8 @@ Gemini API, so a whole day can materialize in seconds. Behaviour is chosen per t
 environment variables:
 
 - ``FAKE_GEMINI_SCENARIO``: ok | fail_n | rate_limit | hang | invalid_json | auth | untrusted | leak_secret
+  | drop_sections (a markdown answer without its ``##`` headings) | cli_error_text (an answer
+  that carries the CLI's ``API Error`` text, as a model echoing a failed tool call would)
 - ``FAKE_GEMINI_FAIL_N``: with fail_n, how many calls fail before calls succeed
 - ``FAKE_GEMINI_ONLY_FOR``: apply the scenario only to this prompt id (others succeed)
 - ``FAKE_GEMINI_LATENCY``: seconds to sleep before answering
@@ -102,8 +104,15 @@ def main() -> int:
         return 0
 
     response = render_fake_response(prompt)
+    outcome = "ok"
+    if scenario == "drop_sections":
+        outcome = "drop_sections"
+        response = "\n".join(line for line in response.splitlines() if not line.startswith("##")) + "\n"
+    if scenario == "cli_error_text":
+        outcome = "cli_error_text"
+        response += "\n[API Error: got status: 429 Too Many Requests while calling google_web_search]\n"
     tokens_in, tokens_out = count_tokens(prompt), count_tokens(response)
-    record("ok")
+    record(outcome)
     print(json.dumps({
         "session_id": "fake-session",
         "response": response,

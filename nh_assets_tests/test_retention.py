@@ -1,0 +1,138 @@
+"""retention_cleanup through Dagster: what it removes, what it leaves, and what Dagster forgets."""
+
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+import pytest
+
+from nh_assets import definitions
+from nh_assets.operations import build_operations_definitions
+from nh_assets.settings import load_settings
+
+TODAY = datetime.now(timezone.utc).date()  # NH_TIMEZONE=UTC in these tests
+KEEP = 7
+EXPIRED, BOUNDARY, FUTURE = TODAY - timedelta(days=KEEP + 2), TODAY - timedelta(days=KEEP), TODAY + timedelta(days=3)
+PROMPTS = ("ai_ecosystem_watch", "daily_aggregator", "tag_extractor", "site_payload_exporter")
+
+
+@pytest.fixture
+def setup(settings_env, registry, monkeypatch):
+    env = {**settings_env, "NH_PARTITION_START": (TODAY - timedelta(days=30)).isoformat(), "NH_RETENTION_DAYS": "30"}
+    settings = load_settings(env)
+    monkeypatch.setattr(definitions, "EXTENSIONS", [build_operations_definitions])
+    return settings, definitions.build_definitions(settings, registry)
+
+
+def _write_day(root, registry, day, prompts=PROMPTS):
+    paths = []
+    for prompt_id in prompts:
+        path = root / registry.by_id(prompt_id).output_path(day.isoformat())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{prompt_id} {day}\n")
+        paths.append(path)
+    return paths
+
+
+def _run(defs, instance, **config):
+    return defs.resolve_job_def("retention_cleanup").execute_in_process(
+        instance=instance,
+        run_config={"ops": {"remove_expired_artifacts": {"config": {"keep_days": KEEP, **config}}}},
+        raise_on_error=False,
+    )
+
+
+def _metadata(result):
+    (event,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_OUTPUT]
+    return {k: v.value for k, v in event.step_output_data.metadata.items()}
+
+
+def test_removes_expired_days_only_and_leaves_the_unexpected_alone(setup, registry, instance):
+    settings, defs = setup
+    root = settings.data_root
+    expired = _write_day(root, registry, EXPIRED)
+    kept = _write_day(root, registry, BOUNDARY) + _write_day(root, registry, TODAY)
+    future = _write_day(root, registry, FUTURE, ["ai_ecosystem_watch"])
+    malformed = root / "outputs/daily/2026-13-45/ai_ecosystem_watch.md"
+    malformed.parent.mkdir(parents=True)
+    malformed.write_text("month 13")
+    unknown_old_dir = _write_day(root, registry, EXPIRED - timedelta(days=1), ["ai_ecosystem_watch"])[0].parent
+    (unknown_old_dir / "operator_notes.txt").write_text("mine")
+    leftover = expired[0].parent / f".{expired[0].name}.abc123.partial"
+    leftover.write_text("half")
+    stray = root / "publishing/index.html"
+    stray.write_text("<html>")
+
+    dry = _run(defs, instance)
+    assert dry.success
+    dry_meta = _metadata(dry)
+    assert dry_meta["nh.dry_run"] is True
+    assert dry_meta["nh.removed_files"] == len(expired) + 2  # + the leftover temp file, + the older day's artifact
+    assert all(p.exists() for p in expired)
+
+    result = _run(defs, instance, dry_run=False)
+    assert result.success
+    meta = _metadata(result)
+    assert not any(p.exists() for p in expired) and not leftover.exists()
+    assert not expired[0].parent.exists()  # outputs/daily/EXPIRED/ was emptied, so removed
+    assert all(p.exists() for p in kept + future) and malformed.exists() and stray.exists()
+    assert (unknown_old_dir / "operator_notes.txt").exists()
+    assert meta["nh.first_kept_day"] == BOUNDARY.isoformat()
+    assert meta["nh.future_left_alone"] == [f"outputs/daily/{FUTURE}/ai_ecosystem_watch.md", f"outputs/daily/{FUTURE}/"]
+    assert meta["nh.malformed_left_alone"] == ["outputs/daily/2026-13-45"]
+    assert f"outputs/daily/{EXPIRED - timedelta(days=1)}/operator_notes.txt" in meta["nh.unknown_left_alone"]
+    assert "publishing/index.html" in meta["nh.unknown_left_alone"]
+    assert meta["nh.expired_folders_kept"] == [f"outputs/daily/{EXPIRED - timedelta(days=1)}/"]
+
+
+def test_removed_partitions_no_longer_count_as_materialized(setup, registry, instance, fake_cli_env):
+    settings, defs = setup
+    asset = dg.AssetKey("ai_ecosystem_watch")
+    job = defs.resolve_implicit_global_asset_job_def()
+    runs = {}
+    for day in (EXPIRED, TODAY):
+        run = job.execute_in_process(partition_key=day.isoformat(), instance=instance, asset_selection=[asset])
+        assert run.success
+        runs[day] = run.run_id
+    # A partition of another asset, recorded without a run (as the history import does).
+    _write_day(settings.data_root, registry, EXPIRED, ["daily_aggregator"])
+    instance.report_runless_asset_event(dg.AssetMaterialization("daily_aggregator", partition=EXPIRED.isoformat()))
+    before = instance.get_latest_materialization_event(asset).asset_materialization
+    assert instance.get_materialized_partitions(asset) == {EXPIRED.isoformat(), TODAY.isoformat()}
+    days = [EXPIRED.isoformat(), TODAY.isoformat()]
+    partitions_def = defs.resolve_assets_def(asset).partitions_def
+    # The UI reads the per-partition status cache; reading it here fills the cache first.
+    materialized = dg.AssetPartitionStatus.MATERIALIZED
+    assert instance.get_status_by_partition(asset, days, partitions_def) == dict.fromkeys(days, materialized)
+
+    dry = _run(defs, instance)
+    assert _metadata(dry)["nh.partitions_marked_missing"] == 2
+    assert instance.get_materialized_partitions(asset) == {EXPIRED.isoformat(), TODAY.isoformat()}
+
+    result = _run(defs, instance, dry_run=False)
+    assert result.success
+    meta = _metadata(result)
+    assert meta["nh.partitions_marked_missing"] == 2
+    assert instance.get_materialized_partitions(asset) == {TODAY.isoformat()}
+    assert instance.get_materialized_partitions(dg.AssetKey("daily_aggregator")) == set()
+    # The kept day's materialization survives with its data version, pointing at its run.
+    restored = instance.get_latest_materialization_event(asset)
+    materialization = restored.asset_materialization
+    assert materialization.partition == TODAY.isoformat()
+    assert materialization.tags["dagster/data_version"] == before.tags["dagster/data_version"]
+    assert materialization.metadata["sha256"] == before.metadata["sha256"]
+    if meta["nh.forget_mechanism"] != "wipe_asset_partitions":
+        assert materialization.metadata["nh.restored_from_run_id"].value == runs[TODAY]
+    # The UI's view agrees: the expired day is missing again, today is still materialized.
+    assert instance.get_status_by_partition(asset, days, partitions_def) == {days[0]: None, days[1]: materialized}
+    assert _run(defs, instance, dry_run=False).success  # nothing left to forget: idempotent
+    assert instance.get_materialized_partitions(asset) == {TODAY.isoformat()}
+
+
+def test_schedule_is_stopped_and_deletes_for_real(setup):
+    settings, defs = setup
+    schedule = defs.resolve_schedule_def("retention_cleanup_daily")
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    config = schedule.evaluate_tick(dg.build_schedule_context()).run_requests[0].run_config
+    assert config["ops"]["remove_expired_artifacts"]["config"] == {
+        "keep_days": settings.retention_days, "dry_run": False, "forget_in_dagster": True
+    }
