@@ -29,7 +29,7 @@ from pathlib import Path
 import dagster as dg
 
 from nh_assets.registry import CONCURRENCY_LIMITS, Registry, load_registry
-from nh_assets.settings import REPO_ROOT
+from nh_assets_tests.fakes import pipeline_env
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 
@@ -85,33 +85,17 @@ def lower_bound_s(registry: Registry, latency: float, max_processes: int, rate_p
 # ---------------------------------------------------------------------------------------------
 
 
-def _fake_cli(directory: Path) -> Path:
-    cli = directory / "gemini"
-    cli.write_text(
-        f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(REPO_ROOT)!r})\n"
-        "from nh_assets_tests.fakes.fake_gemini_cli import main\nsys.exit(main())\n"
-    )
-    cli.chmod(0o755)
-    return cli
-
-
 def make_env(base: Path, latency: float, rate: int, extra: dict[str, str] | None = None) -> dict[str, str]:
-    home = base / "dagster_home"
-    home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster_home" / "dagster.yaml").read_text())
     env = {
         **os.environ,
-        "DAGSTER_HOME": str(home),
-        "NH_DATA_ROOT": str(base / "data"),
-        "NH_GEMINI_CLI": str(_fake_cli(base)),
-        "NH_PARTITION_START": "2026-11-01",
-        "NH_TIMEZONE": "UTC",
-        "NH_DEMO": "0",
-        "NH_RATE_PER_MINUTE": str(rate),
-        "NH_RATE_PER_DAY": str(max(rate * 100, 1000)),
-        "FAKE_GEMINI_LATENCY": str(latency),
-        "FAKE_GEMINI_LOG": str(base / "calls.jsonl"),
-        **(extra or {}),
+        **pipeline_env(
+            base,
+            NH_RATE_PER_MINUTE=str(rate),
+            NH_RATE_PER_DAY=str(max(rate * 100, 1000)),
+            FAKE_GEMINI_LATENCY=str(latency),
+            FAKE_GEMINI_LOG=str(base / "calls.jsonl"),
+            **(extra or {}),
+        ),
     }
     subprocess.run([sys.executable, "-m", "nh_assets.pools", "apply"], env=env, check=True, capture_output=True)
     return env

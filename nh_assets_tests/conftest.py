@@ -6,8 +6,6 @@ Everything a test writes lives under ``tmp_path``; nothing touches the working d
 from __future__ import annotations
 
 import os
-import stat
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -15,27 +13,14 @@ import pytest
 
 from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT, load_settings
+from nh_assets_tests.fakes import install_fake
 
-pytest_plugins = ["nh_assets_tests.gemini_api_fixtures"]
-
-FAKE_CLI_MODULE = "nh_assets_tests.fakes.fake_gemini_cli"
-
+pytest_plugins = ["nh_assets_tests.gemini_api_fixtures", "nh_assets_tests.browser"]
 
 @pytest.fixture
 def fake_cli(tmp_path: Path) -> Path:
     """An executable named ``gemini`` that runs the fake CLI with this interpreter."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    script = bin_dir / "gemini"
-    script.write_text(
-        f"#!{sys.executable}\n"
-        "import sys\n"
-        f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
-        f"from {FAKE_CLI_MODULE} import main\n"
-        "sys.exit(main())\n"
-    )
-    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return script
+    return install_fake(tmp_path / "bin" / "gemini")
 
 
 @pytest.fixture

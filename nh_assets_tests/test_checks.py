@@ -8,8 +8,8 @@ with CLI error text, and the verdicts are read back per partition from the insta
 
 import json
 import shutil
-import sys
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
@@ -40,8 +40,9 @@ from nh_assets.definitions import DAILY_JOB_NAME, build_definitions
 from nh_assets.partitions import daily_partitions
 from nh_assets.report_schema import REPORT_SECTIONS
 from nh_assets.schedules import DEADLINE_JOB_NAME
-from nh_assets.settings import REPO_ROOT, load_settings
+from nh_assets.settings import load_settings
 from nh_assets.structured_outputs import TagsDocument, build_site_payload
+from nh_assets_tests.fakes import pipeline_env
 
 DAY = "2026-11-20"
 UTC = timezone.utc
@@ -74,19 +75,8 @@ def _latest_for(instance: dg.DagsterInstance, keys, partition: str):
 def day(tmp_path_factory, registry):
     """DAY materialized by the daily job in a temporary instance."""
     base = tmp_path_factory.mktemp("checks_day")
-    home = base / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster_home" / "dagster.yaml").read_text())
-    cli = base / "gemini"
-    cli.write_text(
-        f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(REPO_ROOT)!r})\n"
-        "from nh_assets_tests.fakes.fake_gemini_cli import main\nsys.exit(main())\n"
-    )
-    cli.chmod(0o755)
-    env = {
-        "DAGSTER_HOME": str(home), "NH_DATA_ROOT": str(base / "data"), "NH_GEMINI_CLI": str(cli),
-        "NH_PARTITION_START": "2026-11-01", "NH_TIMEZONE": "UTC", "NH_DEMO": "0", "NH_REPORT_DEADLINE_HOUR": "9",
-    }
+    env = pipeline_env(base, NH_REPORT_DEADLINE_HOUR="9")
+    home = Path(env["DAGSTER_HOME"])
     settings = load_settings(env)
     defs = build_definitions(settings, registry)
     mp = pytest.MonkeyPatch()

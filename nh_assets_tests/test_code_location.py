@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from nh_assets.definitions import build_definitions
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")

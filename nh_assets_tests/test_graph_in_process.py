@@ -36,25 +36,12 @@ def _materialization(instance, key: str, day: str) -> dict:
 def two_days(tmp_path_factory, registry):
     """Materialize DAY1 then DAY2 with the fake CLI; shared by the tests below (slow-ish)."""
     from nh_assets.settings import load_settings
-    import os
+    from nh_assets_tests.fakes import pipeline_env
 
     base = tmp_path_factory.mktemp("two_days")
-    from nh_assets_tests.conftest import REPO_ROOT
-
-    home = base / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster_home" / "dagster.yaml").read_text())
-    cli = base / "gemini"
-    cli.write_text(
-        f"#!{__import__('sys').executable}\nimport sys\nsys.path.insert(0, {str(REPO_ROOT)!r})\n"
-        "from nh_assets_tests.fakes.fake_gemini_cli import main\nsys.exit(main())\n"
-    )
-    cli.chmod(0o755)
+    env = pipeline_env(base)
+    home = env["DAGSTER_HOME"]
     log = base / "calls.jsonl"
-    env = {
-        **os.environ, "DAGSTER_HOME": str(home), "NH_DATA_ROOT": str(base / "data"), "NH_GEMINI_CLI": str(cli),
-        "NH_PARTITION_START": "2026-11-01", "NH_TIMEZONE": "UTC", "NH_DEMO": "0",
-    }
     settings = load_settings(env)
     defs = build_definitions(settings, registry)
     mp = pytest.MonkeyPatch()
@@ -84,7 +71,7 @@ def test_yesterdays_ideas_reach_novelty_filter(two_days):
     assert body.splitlines()[0] in prompt
     # On the first day of history there is nothing from the day before: noted, not fatal.
     first = two_days["calls"][("novelty_filter", DAY1)]["prompt"]
-    assert f"concept_synthesizer@2026-11-18" in first.split("Not available", 1)[1]
+    assert "concept_synthesizer@2026-11-18" in first.split("Not available", 1)[1]
 
 
 def test_seven_day_window_reads_what_exists(two_days):

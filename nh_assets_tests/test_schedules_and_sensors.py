@@ -7,9 +7,9 @@ Schedules are evaluated for a given tick time; the failure sensor is driven by a
 import http.server
 import json
 import socket
-import sys
 import threading
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -22,6 +22,7 @@ from nh_assets.resources.data_layout import DataLayoutResource
 from nh_assets.schedules import DAILY_SCHEDULE_NAME, DEADLINE_JOB_NAME, DEADLINE_SCHEDULE_NAME
 from nh_assets.sensors import AUTOMATION_SENSOR_NAME, FAILURE_SENSOR_NAME
 from nh_assets.settings import REPO_ROOT, load_settings
+from nh_assets_tests.fakes import pipeline_env
 
 DAY = "2026-11-20"
 SECRET_PATH = "/hooks/T000-secret-token"
@@ -108,19 +109,8 @@ def test_automation_conditions_are_evaluated_by_a_running_sensor(settings_env):
 def failed_run(tmp_path_factory):
     """A real neurohelix_daily run for DAY that fails: the fake CLI refuses to authenticate."""
     base = tmp_path_factory.mktemp("failed_run")
-    home = base / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster_home" / "dagster.yaml").read_text())
-    cli = base / "gemini"
-    cli.write_text(
-        f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(REPO_ROOT)!r})\n"
-        "from nh_assets_tests.fakes.fake_gemini_cli import main\nsys.exit(main())\n"
-    )
-    cli.chmod(0o755)
-    env = {
-        "DAGSTER_HOME": str(home), "NH_DATA_ROOT": str(base / "data"), "NH_GEMINI_CLI": str(cli),
-        "NH_PARTITION_START": "2026-11-01", "NH_TIMEZONE": "UTC", "NH_DEMO": "0",
-    }
+    env = pipeline_env(base)
+    home = Path(env["DAGSTER_HOME"])
     settings = load_settings(env)
     registry = load_registry(REPO_ROOT / "registry" / "prompts.tsv")
     defs = build_definitions(settings, registry)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
-import sys
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -26,17 +24,15 @@ import pytest
 
 from nh_assets.partitions import daily_partitions
 from nh_assets.report_schema import REPORT_SECTIONS
-from nh_assets.settings import REPO_ROOT
-from nh_assets_tests.browser import Screenshots, browser_context, page, wait_for_backfill, wait_for_run  # noqa: F401
+from nh_assets_tests.browser import Screenshots, wait_for_backfill, wait_for_run
 from nh_assets_tests.dagster_server import DagsterServer, running_dagster
+from nh_assets_tests.fakes import FAKE_WRANGLER, install_fake, pipeline_env
 
 pytestmark = pytest.mark.browser
 
 PARTITION_START = date(2026, 11, 1)
 RESEARCH_ASSET, RESEARCH_DAY = "ai_ecosystem_watch", "2026-11-20"
 REPORT_ASSET = "daily_aggregator"
-FAKE_CLI_MODULE = "nh_assets_tests.fakes.fake_gemini_cli"
-FAKE_WRANGLER_MODULE = "nh_assets_tests.fakes.fake_wrangler"
 
 
 @dataclass(frozen=True)
@@ -52,20 +48,6 @@ class DagsterUI:
         return self.server.url + path
 
 
-def _write_fake_executable(path: Path, module: str) -> Path:
-    # The conftest ``fake_cli`` recipe; that fixture is function-scoped, this server is not.
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(
-        f"#!{sys.executable}\n"
-        "import sys\n"
-        f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
-        f"from {module} import main\n"
-        "sys.exit(main())\n"
-    )
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    return path
-
-
 def _backfill_days() -> tuple[str, str]:
     # The two newest days. A range that ends before today also makes Dagster target the next
     # day of assets that read yesterday (novelty_filter), whose same-day inputs that day lacks.
@@ -79,24 +61,17 @@ def _backfill_days() -> tuple[str, str]:
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("dagster-ui")
-    home = root / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster_home" / "dagster.yaml").read_text())
     env = {
         **os.environ,
-        "DAGSTER_HOME": str(home),
-        "NH_DATA_ROOT": str(root / "data"),
-        "NH_GEMINI_CLI": str(_write_fake_executable(root / "bin" / "gemini", FAKE_CLI_MODULE)),
-        "NH_PARTITION_START": PARTITION_START.isoformat(),
-        "NH_TIMEZONE": "UTC",
-        "NH_DEMO": "0",
+        **pipeline_env(root, NH_PARTITION_START=PARTITION_START.isoformat()),
         "FAKE_GEMINI_LOG": str(root / "fake_cli.jsonl"),
         # The whole graph includes site_deployment: it deploys through the fake wrangler, with a
         # token that is not one, so a test can never publish (without a token it would skip).
-        "NH_WRANGLER_CLI": str(_write_fake_executable(root / "bin" / "wrangler", FAKE_WRANGLER_MODULE)),
+        "NH_WRANGLER_CLI": str(install_fake(root / "bin" / "wrangler", FAKE_WRANGLER)),
         "CLOUDFLARE_API_TOKEN": "fake-token-for-ui-tests",
         "FAKE_WRANGLER_LOG": str(root / "fake_wrangler.jsonl"),
     }
+    home = Path(env["DAGSTER_HOME"])
     days = _backfill_days()
     with running_dagster(env) as server, dg.DagsterInstance.from_config(str(home)) as instance:
         yield DagsterUI(server, instance, root / "data", root / "fake_cli.jsonl", Screenshots(), days)

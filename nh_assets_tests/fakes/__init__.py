@@ -1,0 +1,46 @@
+"""Hand-written fakes of the external programs, and the one recipe that puts them on disk.
+
+A fake is a Python module with ``main()``; ``install_fake`` writes an executable that runs it with
+this interpreter, so the code under test starts it exactly as it starts the real program.
+"""
+
+from __future__ import annotations
+
+import stat
+import sys
+from pathlib import Path
+
+from nh_assets.settings import REPO_ROOT
+
+FAKE_GEMINI = "nh_assets_tests.fakes.fake_gemini_cli"
+FAKE_WRANGLER = "nh_assets_tests.fakes.fake_wrangler"
+
+
+def install_fake(path: Path, module: str = FAKE_GEMINI) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
+        f"from {module} import main\n"
+        "sys.exit(main())\n"
+    )
+    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def pipeline_env(base: Path, **extra: str) -> dict[str, str]:
+    """Settings for a code location under ``base``: a DAGSTER_HOME holding the repo's dagster.yaml,
+    a data root, and the fake ``gemini``; ``extra`` adds or overrides variables."""
+    home = base / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster_home" / "dagster.yaml").read_text())
+    return {
+        "DAGSTER_HOME": str(home),
+        "NH_DATA_ROOT": str(base / "data"),
+        "NH_GEMINI_CLI": str(install_fake(base / "bin" / "gemini")),
+        "NH_PARTITION_START": "2026-11-01",
+        "NH_TIMEZONE": "UTC",
+        "NH_DEMO": "0",
+        **extra,
+    }
