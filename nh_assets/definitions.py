@@ -44,12 +44,14 @@ EXTENSIONS: list[Extension] = [build_automation_definitions, build_operations_de
 
 def executor_for(settings: Settings) -> dg.ExecutorDefinition:
     # Steps are I/O-bound subprocess waits: many may run at once; forkserver keeps per-step
-    # start-up small (see README, "Executor").
+    # start-up small (see README, "Executor"). Dagster would preload the job's module, but
+    # ``nh_assets`` builds ``defs`` lazily, so the module that builds it is named explicitly:
+    # every forked step then starts with Dagster and the code location already imported.
+    start_method: dict = {"spawn": {}}
+    if settings.executor_start_method == "forkserver":
+        start_method = {"forkserver": {"preload_modules": ["dagster", "nh_assets.definitions"]}}
     return dg.multiprocess_executor.configured(
-        {
-            "max_concurrent": settings.executor_max_concurrent,
-            "start_method": {settings.executor_start_method: {}},
-        }
+        {"max_concurrent": settings.executor_max_concurrent, "start_method": start_method}
     )
 
 
