@@ -23,7 +23,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -225,36 +224,6 @@ def one_partition(latency: float, day: str, registry: Registry, extra_env: dict[
 # Part 3: a multi-day backfill under the rate limit
 # ---------------------------------------------------------------------------------------------
 
-_LAUNCH_BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on UnauthorizedError { message }
-    ... on PartitionSetNotFoundError { message }
-    ... on InvalidStepError { invalidStepKey }
-    ... on InvalidOutputError { invalidOutputName }
-  }
-}"""
-
-_BACKFILL_STATUS = """
-query($id: String!) { partitionBackfillOrError(backfillId: $id) {
-  __typename ... on PartitionBackfill { status } ... on PythonError { message } } }"""
-
-
-def _graphql(url: str, query: str, variables: dict) -> dict:
-    request = urllib.request.Request(
-        f"{url}/graphql", data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        doc = json.loads(response.read())
-    if doc.get("errors"):
-        raise SystemExit(f"bench: GraphQL error: {doc['errors']}")
-    return doc["data"]
-
-
 def max_in_window(times: list[float], window: float = 60.0) -> int:
     times = sorted(times)
     best, lo = 0, 0
@@ -279,16 +248,13 @@ def backfill(days: list[str], latency: float, rate: int, registry: Registry) -> 
                     {"assetKey": {"path": [s.prompt_id]}, "partitions": days_range} for s in registry.prompts
                 ],
             }
-            launched = _graphql(server.url, _LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
-            if launched["__typename"] != "LaunchBackfillSuccess":
-                raise SystemExit(f"bench: backfill not launched: {launched}")
-            backfill_id = launched["backfillId"]
+            backfill_id = server.launch_backfill(params)
             started = time.monotonic()
             memory = TreeMemory(os.getpid())
             memory.start()
             while True:
-                status = _graphql(server.url, _BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
-                if status.get("status") != "REQUESTED":
+                status = server.backfill_status(backfill_id)
+                if status != "REQUESTED":
                     break
                 time.sleep(2)
             wall = time.monotonic() - started
@@ -298,7 +264,7 @@ def backfill(days: list[str], latency: float, rate: int, registry: Registry) -> 
         # Steady state excludes the first window, where a full bucket admits a burst of R at once.
         achieved = (len(starts) - 1) / span * 60.0 if span else float("nan")
         return {
-            "status": status.get("status"),
+            "status": status,
             "requests": len(starts),
             "wall_s": wall,
             "achieved_per_min": achieved,

@@ -4,6 +4,7 @@ backfills or the UI. Started in its own process group and always torn down."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -19,6 +20,23 @@ from nh_assets.settings import REPO_ROOT
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 
+_LAUNCH_BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on UnauthorizedError { message }
+    ... on PartitionSetNotFoundError { message }
+    ... on InvalidStepError { invalidStepKey }
+    ... on InvalidOutputError { invalidOutputName }
+  }
+}"""
+
+_BACKFILL_STATUS = """
+query($id: String!) { partitionBackfillOrError(backfillId: $id) {
+  __typename ... on PartitionBackfill { status } ... on PythonError { message } } }"""
+
 
 @dataclass(frozen=True)
 class DagsterServer:
@@ -31,6 +49,30 @@ class DagsterServer:
         from dagster_graphql import DagsterGraphQLClient
 
         return DagsterGraphQLClient("127.0.0.1", port_number=self.port)
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        """POST one GraphQL document (for what the python client lacks, such as backfills)."""
+        request = urllib.request.Request(
+            f"{self.url}/graphql",
+            data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            body = json.loads(response.read())
+        if body.get("errors"):
+            raise RuntimeError(f"GraphQL errors: {body['errors']}")
+        return body["data"]
+
+    def launch_backfill(self, params: dict) -> str:
+        """Launch an asset backfill (``LaunchBackfillParams``); returns its id."""
+        launched = self.graphql(_LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+        if launched["__typename"] != "LaunchBackfillSuccess":
+            raise RuntimeError(f"backfill not launched: {launched}")
+        return launched["backfillId"]
+
+    def backfill_status(self, backfill_id: str) -> str:
+        """REQUESTED while it runs, then COMPLETED_SUCCESS, COMPLETED_FAILED, FAILED, CANCELED …"""
+        return self.graphql(_BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]["status"]
 
 
 def free_port() -> int:

@@ -16,7 +16,6 @@ import signal
 import sqlite3
 import threading
 import time
-import urllib.request
 from itertools import combinations
 from pathlib import Path
 
@@ -286,32 +285,10 @@ def test_pool_of_one_serializes_sequential_steps_across_runs_and_processes_stay_
 
 
 BACKFILL_DAYS = ["2026-11-14", "2026-11-15"]
-_LAUNCH_BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}"""
 _BACKFILL_PREVIEW = """
 query($params: AssetBackfillPreviewParams!) {
   assetBackfillPreview(params: $params) { assetKey { path } partitions { ranges { start end } } }
 }"""
-_BACKFILL_STATUS = """
-query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }"""
-
-
-def _graphql(server: DagsterServer, query: str, variables: dict) -> dict:
-    request = urllib.request.Request(
-        f"{server.url}/graphql",
-        data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        body = json.loads(response.read())
-    assert "errors" not in body, body["errors"]
-    return body["data"]
 
 
 BACKFILLED = ["concept_synthesizer", "novelty_filter"]  # novelty_filter(d) needs concept_synthesizer(d-1)
@@ -321,8 +298,7 @@ def test_backfill_by_partition_names_shifts_novelty_filter_a_day_late(server):
     """Why backfills name exact per-asset ranges: given ``partitionNames``, Dagster applies them to
     the selection's roots only and maps them downstream, so across the @-1 dependency
     novelty_filter's target becomes the day after each named day (a UI range backfill does this)."""
-    preview = _graphql(
-        server,
+    preview = server.graphql(
         _BACKFILL_PREVIEW,
         {"params": {"partitionNames": BACKFILL_DAYS, "assetSelection": [{"path": [a]} for a in BACKFILLED]}},
     )["assetBackfillPreview"]
@@ -344,16 +320,15 @@ def test_multi_run_backfill_runs_novelty_filter_only_after_yesterdays_concepts(s
         path.write_text(f"# {prompt_id} for {day}\n\nResearch notes.\n")
     ranges = {"range": {"start": BACKFILL_DAYS[0], "end": BACKFILL_DAYS[-1]}}
     params = {"partitionsByAssets": [{"assetKey": {"path": [a]}, "partitions": ranges} for a in BACKFILLED]}
-    launched = _graphql(server, _LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+    backfill_id = server.launch_backfill(params)
     deadline = time.monotonic() + 240
     while True:
-        backfill = _graphql(server, _BACKFILL_STATUS, {"id": launched["backfillId"]})["partitionBackfillOrError"]
-        if backfill["status"] != "REQUESTED":
+        status = server.backfill_status(backfill_id)
+        if status != "REQUESTED":
             break
         assert time.monotonic() < deadline, "backfill did not finish"
         time.sleep(1)
-    assert backfill["status"] == "COMPLETED_SUCCESS"
+    assert status == "COMPLETED_SUCCESS"
 
     made = _calls(server, {*BACKFILL_DAYS, "2026-11-16"})
     # Each asset once per day of the range, nothing for the day after it.
