@@ -78,9 +78,8 @@ def build_definitions(settings: Settings, registry: Registry, **gemini_options: 
             "rate_per_minute": settings.rate_per_minute,
             "rate_per_day": settings.rate_per_day,
             "rate_limit_db": str(settings.rate_limit_db),
+            # Slot files live beside the shared rate-limit bucket (the resource's default).
             "max_processes": settings.max_gemini_processes,
-            # Beside the shared rate-limit bucket (DAGSTER_HOME by default): machine-wide state.
-            "process_slots_dir": str(settings.rate_limit_db.parent / "gemini_process_slots"),
             "workdir_root": str(settings.workdir_root),
             **gemini_options,
         }
