@@ -21,6 +21,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from nh_assets.partitions import daily_partitions
 from nh_assets.report_schema import REPORT_SECTIONS
@@ -75,6 +76,20 @@ def ui(tmp_path_factory: pytest.TempPathFactory):
     days = _backfill_days()
     with running_dagster(env) as server, dg.DagsterInstance.from_config(str(home)) as instance:
         yield DagsterUI(server, instance, root / "data", root / "fake_cli.jsonl", Screenshots(), days)
+
+
+def _canvas_menu(page, canvas, action: str) -> None:
+    """Pick ``action`` from the lineage canvas's own context menu (right-click its empty
+    bottom-left corner, not a node). Dagster's first-visit community dialog can pop up right
+    after the menu opens; dismissing it closes the menu too, so the menu is opened again."""
+    for _ in range(3):
+        canvas.click(button="right", position={"x": 30, "y": canvas.bounding_box()["height"] - 30})
+        try:
+            page.get_by_role("menuitem", name=action).click(timeout=10_000)
+            return
+        except PlaywrightTimeoutError:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"the lineage canvas menu never offered {action!r}")
 
 
 def _graph_nodes(page) -> list[dict]:
@@ -146,9 +161,7 @@ def test_lineage_shows_every_prompt_in_its_wave_group(ui: DagsterUI, page, regis
         page.get_by_role("button").filter(has=sidebar_toggle, has_not_text="navigation").click()
         canvas = page.locator("[data-svg-viewport]")
         for action in ("Change graph to vertical orientation", "Expand all groups"):
-            # The canvas's own menu, not a node's: right-click its empty bottom-left corner.
-            canvas.click(button="right", position={"x": 30, "y": canvas.bounding_box()["height"] - 30})
-            page.get_by_role("menuitem", name=action).click()
+            _canvas_menu(page, canvas, action)
         zoom_out = page.get_by_role("button").filter(has=page.get_by_role("img", name="zoom_out"))
         for _ in range(4):
             page.wait_for_timeout(1000)
