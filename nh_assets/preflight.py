@@ -31,6 +31,7 @@ import dagster as dg
 from nh_assets.pools import pool_limits
 from nh_assets.registry import CONCURRENCY_LIMITS
 from nh_assets.resources.rate_limit import RateLimitConfigError, SharedRateLimit
+from nh_assets.resources.rate_limit_stores import BucketStore, RateLimitStoreError, SQLiteStore, store_for
 from nh_assets.resources.wrangler import TOKEN_ENV, WranglerResource
 from nh_assets.settings import Settings, SettingsError, load_settings
 
@@ -214,16 +215,18 @@ def check_data_root(root: Path) -> Verdict:
     return v(OK, f"{root} is writable ({free // (1024 * 1024 * 1024)} GiB free)")
 
 
-def check_rate_limit(db: Path, per_minute: int, per_day: int) -> Verdict:
+def check_rate_limit(store: BucketStore | Path, per_minute: int, per_day: int) -> Verdict:
     v = _for("rate_limit")
-    if not db.exists():
-        return v(OK, f"no Gemini requests recorded yet (limits {per_minute}/min, {per_day}/day; bucket {db})")
+    if isinstance(store, Path):
+        store = SQLiteStore(store)
+    if isinstance(store, SQLiteStore) and not store.db_path.exists():
+        return v(OK, f"no Gemini requests recorded yet (limits {per_minute}/min, {per_day}/day; bucket {store.label})")
     try:
-        limiter = SharedRateLimit(db, per_minute, per_day)
-    except RateLimitConfigError as exc:
+        limiter = SharedRateLimit(store, per_minute, per_day)
+    except (RateLimitConfigError, RateLimitStoreError) as exc:
         return v(FAIL, str(exc))
     except Exception as exc:  # noqa: BLE001 - a corrupt bucket is a verdict, not a crash
-        return v(FAIL, f"cannot read the shared bucket {db} ({type(exc).__name__}) — delete it to reset")
+        return v(FAIL, f"cannot read the shared bucket {store.label} ({type(exc).__name__}) — delete it to reset")
     try:
         usage = limiter.usage()
     finally:
@@ -293,7 +296,15 @@ def run_checks(
         check_wrangler(settings.wrangler_cli, env, token_present=token_present, timeout_s=timeout_s),
         check_cloudflare_token(token_present),
         check_data_root(settings.data_root),
-        check_rate_limit(settings.rate_limit_db, settings.rate_per_minute, settings.rate_per_day),
+        check_rate_limit(
+            store_for(
+                settings.rate_limit_backend,
+                sqlite_path=settings.rate_limit_db,
+                postgres_url=env.get(settings.rate_limit_url_env, "") if settings.rate_limit_url_env else "",
+            ),
+            settings.rate_per_minute,
+            settings.rate_per_day,
+        ),
         *check_instance(instance, env),
     ]
 

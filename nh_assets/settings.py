@@ -35,6 +35,14 @@ class Settings(BaseModel):
     rate_per_minute: int = Field(ge=1, description="NH_RATE_PER_MINUTE: Gemini requests per minute.")
     rate_per_day: int = Field(ge=1, description="NH_RATE_PER_DAY: Gemini requests per day.")
     rate_limit_db: Path = Field(description="NH_RATE_LIMIT_DB: SQLite file shared by every process.")
+    rate_limit_backend: str = Field(
+        description="NH_RATE_LIMIT_BACKEND: sqlite (one machine) or postgres (every machine; the default "
+        "when NH_POSTGRES_URL is set)."
+    )
+    rate_limit_url_env: str = Field(
+        description="Name of the variable holding the Postgres bucket's URL (NH_RATE_LIMIT_POSTGRES_URL if set, "
+        "else NH_POSTGRES_URL); the URL itself stays in the environment, never in config or logs."
+    )
     workdir_root: Path = Field(description="NH_WORKDIR_ROOT: parent of the CLI's empty working dirs.")
     max_gemini_processes: int = Field(ge=1, description="NH_MAX_GEMINI_PROCESSES: CLI processes at once, machine-wide.")
     executor_start_method: str = Field(description="NH_EXECUTOR_START_METHOD: forkserver or spawn.")
@@ -56,6 +64,13 @@ class Settings(BaseModel):
             raise ValueError("must be forkserver or spawn")
         return value
 
+    @field_validator("rate_limit_backend")
+    @classmethod
+    def _backend(cls, value: str) -> str:
+        if value not in {"sqlite", "postgres"}:
+            raise ValueError("must be sqlite or postgres")
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -66,7 +81,38 @@ class Settings(BaseModel):
         return value
 
 
-_ENV_NAMES = {"gemini_cli": "NH_GEMINI_CLI", "wrangler_cli": "NH_WRANGLER_CLI"}
+_ENV_NAMES = {"gemini_cli": "NH_GEMINI_CLI", "wrangler_cli": "NH_WRANGLER_CLI", "rate_limit_url_env": "NH_POSTGRES_URL"}
+
+
+POSTGRES_URL_SCHEME = "postgresql+psycopg2://"
+
+
+def _check_postgres_url(env: dict[str, str]) -> None:
+    """Dagster's Postgres storage reads NH_POSTGRES_URL through SQLAlchemy. SQLAlchemy 2.1 maps a
+    bare ``postgresql://`` to psycopg 3, on which dagster-postgres 0.29's NOTIFY fails, so the
+    driver must be named; caught here, where the message can say so, not deep in a run."""
+    url = env.get("NH_POSTGRES_URL", "")
+    if url and not url.startswith(POSTGRES_URL_SCHEME):
+        scheme = url.split("://", 1)[0] if "://" in url else "(none)"
+        raise SettingsError(
+            f"NH_POSTGRES_URL must start with {POSTGRES_URL_SCHEME} (got scheme {scheme!r}): "
+            f"write it as {POSTGRES_URL_SCHEME}USER:PASSWORD@HOST:5432/DB"
+        )
+
+
+def _rate_limit_store(env: dict[str, str]) -> tuple[str, str]:
+    """(backend, name of the URL variable). Postgres storage implies a Postgres bucket by
+    default: an operator who moved to several machines must not keep a per-machine limit by
+    accident."""
+    _check_postgres_url(env)
+    url_env = "NH_RATE_LIMIT_POSTGRES_URL" if env.get("NH_RATE_LIMIT_POSTGRES_URL") else "NH_POSTGRES_URL"
+    backend = (env.get("NH_RATE_LIMIT_BACKEND") or ("postgres" if env.get(url_env) else "sqlite")).strip().lower()
+    if backend == "postgres" and not env.get(url_env):
+        raise SettingsError(
+            "NH_RATE_LIMIT_BACKEND=postgres needs a database: set NH_POSTGRES_URL "
+            f"(or NH_RATE_LIMIT_POSTGRES_URL) to {POSTGRES_URL_SCHEME}USER:PASSWORD@HOST:5432/DB"
+        )
+    return backend, (url_env if backend == "postgres" else "")
 
 
 def _flag(env: dict[str, str], name: str) -> bool:
@@ -99,6 +145,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Build settings from ``env`` (default: the process environment) or raise SettingsError."""
     env = dict(os.environ if env is None else env)
     home = dagster_home(env)
+    backend, url_env = _rate_limit_store(env)
     data_root = Path(env.get("NH_DATA_ROOT") or Path.cwd() / "data").expanduser().resolve()
     raw = {
         "data_root": data_root,
@@ -109,6 +156,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "rate_per_minute": env.get("NH_RATE_PER_MINUTE") or 50,
         "rate_per_day": env.get("NH_RATE_PER_DAY") or 1000,
         "rate_limit_db": Path(env.get("NH_RATE_LIMIT_DB") or home / "nh_gemini_rate_limit.sqlite"),
+        "rate_limit_backend": backend,
+        "rate_limit_url_env": url_env,
         "workdir_root": Path(env.get("NH_WORKDIR_ROOT") or home / "gemini_workdirs"),
         "max_gemini_processes": env.get("NH_MAX_GEMINI_PROCESSES") or 4,
         "executor_start_method": env.get("NH_EXECUTOR_START_METHOD") or "forkserver",

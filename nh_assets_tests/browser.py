@@ -1,6 +1,6 @@
 """Headless Chromium, driven by Playwright, for the UI tests.
 
-The browser is Debian's ``chromium`` (``scripts/install_browser.sh``), never one downloaded by
+The browser is Debian's ``chromium`` (``scripts/install_test_services.sh``), never one downloaded by
 ``playwright install``. Both a missing browser and a missing Playwright make the tests fail with
 the command that fixes it: a UI test that silently skips is a UI nobody tests.
 
@@ -42,7 +42,7 @@ SCREENSHOT_DIR = REPO_ROOT / "artifacts" / "ui"
 def launch_chromium(playwright, user_data_dir: Path):
     """A persistent context: Chromium refuses ``--user-data-dir`` through plain ``launch``."""
     if not CHROMIUM.is_file() or not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"no Chromium at {CHROMIUM}: run `bash scripts/install_browser.sh` (or set NH_CHROMIUM)")
+        pytest.fail(f"no Chromium at {CHROMIUM}: run `bash scripts/install_test_services.sh` (or set NH_CHROMIUM)")
     return playwright.chromium.launch_persistent_context(
         str(user_data_dir),
         executable_path=str(CHROMIUM),

@@ -15,7 +15,7 @@ from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT, load_settings
 from nh_assets_tests.fakes import install_fake
 
-pytest_plugins = ["nh_assets_tests.gemini_api_fixtures", "nh_assets_tests.browser"]
+pytest_plugins = ["nh_assets_tests.gemini_api_fixtures", "nh_assets_tests.browser", "nh_assets_tests.postgres_fixtures"]
 
 @pytest.fixture
 def fake_cli(tmp_path: Path) -> Path:

@@ -70,9 +70,42 @@ class DagsterServer:
             raise RuntimeError(f"backfill not launched: {launched}")
         return launched["backfillId"]
 
+    def submit_daily(self, day: str, assets: list[str]) -> str:
+        """Submit the daily job for ``day`` limited to ``assets``, as the UI's Materialize does."""
+        from nh_assets.definitions import DAILY_JOB_NAME
+
+        return self.graphql_client().submit_job_execution(
+            DAILY_JOB_NAME, tags={"dagster/partition": day}, asset_selection=[[a] for a in assets]
+        )
+
     def backfill_status(self, backfill_id: str) -> str:
         """REQUESTED while it runs, then COMPLETED_SUCCESS, COMPLETED_FAILED, FAILED, CANCELED …"""
         return self.graphql(_BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]["status"]
+
+
+def wait_for_runs(instance, run_ids: list[str], timeout_s: float = 150) -> dict:
+    """Wait until every run finished; assert each succeeded; return their RunRecords by id."""
+    import dagster as dg
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = {rid: instance.get_run_record_by_id(rid) for rid in run_ids}
+        if all(r is not None and r.dagster_run.is_finished for r in records.values()):
+            break
+        assert time.monotonic() < deadline, {rid: r and r.dagster_run.status for rid, r in records.items()}
+        time.sleep(0.5)
+    for rid, record in records.items():
+        assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS, f"run {rid} ended {record.dagster_run.status}"
+    return records
+
+
+def run_span(record) -> tuple[float, float]:
+    assert record.start_time and record.end_time
+    return record.start_time, record.end_time
+
+
+def overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
 
 
 def free_port() -> int:

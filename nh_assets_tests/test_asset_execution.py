@@ -68,9 +68,10 @@ def test_daily_cap_fails_clearly_without_calling_the_cli(settings, registry, ins
     import time
 
     from nh_assets.resources.rate_limit import SharedRateLimit
+    from nh_assets.resources.rate_limit_stores import SQLiteStore
 
     # Two requests made earlier today (outside the minute window) by some other process.
-    SharedRateLimit(settings.rate_limit_db, per_minute=2, per_day=3).close()
+    SharedRateLimit(SQLiteStore(settings.rate_limit_db), per_minute=2, per_day=3).close()
     earlier = int(time.time() * 1000) - 10 * 60 * 1000
     with sqlite3.connect(settings.rate_limit_db) as conn:
         conn.executemany("INSERT INTO gemini_requests (name, item_timestamp) VALUES ('gemini', ?)", [(earlier,), (earlier + 1,)])

@@ -22,19 +22,19 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nh_assets.definitions import DAILY_JOB_NAME
 from nh_assets.registry import load_registry
 from nh_assets.resources.process_slots import ProcessSlots
 from nh_assets.resources.rate_limit import SharedRateLimit
+from nh_assets.resources.rate_limit_stores import SQLiteStore
 from nh_assets.settings import REPO_ROOT
-from nh_assets_tests.dagster_server import DagsterServer, running_dagster
+from nh_assets_tests.dagster_server import DagsterServer, overlaps, run_span, running_dagster, wait_for_runs
 from nh_assets_tests.fakes import pipeline_env
 
 # fork: workers start at once (no re-import); each builds its own limiter or slots after the fork.
 _FORK = multiprocessing.get_context("fork")
 
 
-def _max_overlap(intervals: list[tuple[float, float]]) -> int:
+def _maxoverlaps(intervals: list[tuple[float, float]]) -> int:
     """The largest number of intervals open at one instant (an end frees before a start takes)."""
     events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
     open_now = peak = 0
@@ -52,7 +52,7 @@ TRY_FOR_S = 4.0
 
 
 def _rate_worker(db: str, ready, go, window, out: str) -> None:
-    limiter = SharedRateLimit(Path(db), per_minute=RATE, per_day=1000)
+    limiter = SharedRateLimit(SQLiteStore(Path(db)), per_minute=RATE, per_day=1000)
     taken = []
     try:
         ready.set()
@@ -73,7 +73,7 @@ def test_two_processes_never_exceed_the_per_minute_limit_in_any_window(tmp_path)
     """Three requests made 58.5 s before the start fill most of the window and leave it 1.5 s in,
     so the sliding window (not a fixed minute) decides: 2 slots at once, 3 more 1.5 s later."""
     db = tmp_path / "rate.sqlite"
-    SharedRateLimit(db, per_minute=RATE, per_day=1000).close()
+    SharedRateLimit(SQLiteStore(db), per_minute=RATE, per_day=1000).close()
     go, window = _FORK.Event(), _FORK.Array("d", 1)
     outs = [tmp_path / f"worker{i}.json" for i in range(2)]
     readies = [_FORK.Event() for _ in outs]
@@ -140,7 +140,7 @@ def test_process_slots_bound_concurrent_holders_across_processes(tmp_path, limit
     held = [tuple(interval) for out in outs for interval in json.loads(out.read_text())]
     assert len(held) == 9
     # Exactly the limit: never more, and the slots are really used in parallel when there are several.
-    assert _max_overlap(held) == limit
+    assert _maxoverlaps(held) == limit
 
 
 def _hold_forever(directory: str, ready: str) -> None:
@@ -217,44 +217,16 @@ def _calls(server: DagsterServer, days: set[str]) -> list[dict]:
     return calls
 
 
-def _submit(server: DagsterServer, day: str, assets: list[str]) -> str:
-    return server.graphql_client().submit_job_execution(
-        DAILY_JOB_NAME, tags={"dagster/partition": day}, asset_selection=[[a] for a in assets]
-    )
-
-
-def _wait_for_runs(instance: dg.DagsterInstance, run_ids: list[str], timeout_s: float = 150) -> dict[str, dg.RunRecord]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        records = {rid: instance.get_run_record_by_id(rid) for rid in run_ids}
-        if all(r is not None and r.dagster_run.is_finished for r in records.values()):
-            break
-        assert time.monotonic() < deadline, {rid: r and r.dagster_run.status for rid, r in records.items()}
-        time.sleep(0.5)
-    for rid, record in records.items():
-        assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS, f"run {rid} ended {record.dagster_run.status}"
-    return records
-
-
-def _span(record: dg.RunRecord) -> tuple[float, float]:
-    assert record.start_time and record.end_time
-    return record.start_time, record.end_time
-
-
-def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
-
-
 def test_runs_of_one_day_queue_while_different_days_run_together(server):
     same_day, other_day = "2026-11-10", "2026-11-11"
     asset = ["ai_ecosystem_watch"]
-    first, second = _submit(server, same_day, asset), _submit(server, same_day, asset)
-    other = _submit(server, other_day, asset)
+    first, second = server.submit_daily(same_day, asset), server.submit_daily(same_day, asset)
+    other = server.submit_daily(other_day, asset)
     with dg.DagsterInstance.from_config(str(server.dagster_home)) as instance:
-        records = _wait_for_runs(instance, [first, second, other])
-    spans = {rid: _span(record) for rid, record in records.items()}
-    assert not _overlap(spans[first], spans[second]), "two runs of the same day ran at once"
-    assert _overlap(spans[other], spans[first]) or _overlap(spans[other], spans[second]), "days did not overlap"
+        records = wait_for_runs(instance, [first, second, other])
+    spans = {rid: run_span(record) for rid, record in records.items()}
+    assert not overlaps(spans[first], spans[second]), "two runs of the same day ran at once"
+    assert overlaps(spans[other], spans[first]) or overlaps(spans[other], spans[second]), "days did not overlap"
 
 
 def test_pool_of_one_serializes_sequential_steps_across_runs_and_processes_stay_capped(server):
@@ -262,24 +234,24 @@ def test_pool_of_one_serializes_sequential_steps_across_runs_and_processes_stay_
     # novelty_filter and continuity_builder are `sequential`; the four research inputs are not.
     research = ["ai_ecosystem_watch", "emergent_open_source", "startup_radar", "developer_tools"]
     assets = [*research, "novelty_filter", "continuity_builder"]
-    run_ids = [_submit(server, day, assets) for day in days]
+    run_ids = [server.submit_daily(day, assets) for day in days]
     with dg.DagsterInstance.from_config(str(server.dagster_home)) as instance:
-        records = _wait_for_runs(instance, run_ids)
+        records = wait_for_runs(instance, run_ids)
         materialized = [
             instance.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=days), limit=10
             ).records
             for asset in assets
         ]
-    assert _overlap(_span(records[run_ids[0]]), _span(records[run_ids[1]])), "the two runs did not run together"
+    assert overlaps(run_span(records[run_ids[0]]), run_span(records[run_ids[1]])), "the two runs did not run together"
     calls = _calls(server, set(days))
     assert sorted((c["prompt_id"], c["day"]) for c in calls) == sorted((a, d) for a in assets for d in days)
     sequential = [(c["start"], c["end"]) for c in calls if c["prompt_id"] in SEQUENTIAL]
     assert len(sequential) == 4
     for a, b in combinations(sequential, 2):
-        assert not _overlap(a, b), f"two `sequential` calls overlapped: {a} {b}"
+        assert not overlaps(a, b), f"two `sequential` calls overlapped: {a} {b}"
     # The machine-wide cap holds across both runs' step processes.
-    assert _max_overlap([(c["start"], c["end"]) for c in calls]) <= MAX_PROCESSES
+    assert _maxoverlaps([(c["start"], c["end"]) for c in calls]) <= MAX_PROCESSES
     waits = [r.asset_materialization.metadata["gemini.process_slot_wait_s"].value for rs in materialized for r in rs]
     assert len(waits) == len(assets) * len(days) and all(w >= 0 for w in waits)
 
@@ -350,7 +322,7 @@ def _alive(pid: int) -> bool:
 
 def test_terminating_a_run_kills_its_cli_and_frees_the_process_slot(server):
     pids = server.dagster_home.parent / "fake_cli_state" / "hang_pids"
-    run_id = _submit(server, "2026-11-17", [HANGS])
+    run_id = server.submit_daily("2026-11-17", [HANGS])
     deadline = time.monotonic() + 90
     while not pids.exists():
         assert time.monotonic() < deadline, "the hanging CLI never started"

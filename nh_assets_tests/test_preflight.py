@@ -26,6 +26,7 @@ from nh_assets.preflight import (
     check_wrangler,
 )
 from nh_assets.resources.rate_limit import SharedRateLimit
+from nh_assets.resources.rate_limit_stores import SQLiteStore
 from nh_assets.settings import REPO_ROOT, load_settings
 
 SECRET = "AIza-preflight-secret-0042"
@@ -147,7 +148,7 @@ def test_data_root_verdicts(tmp_path):
 def test_rate_limit_verdicts(tmp_path):
     db = tmp_path / "bucket.sqlite"
     assert check_rate_limit(db, 50, 100).level is Level.OK  # nothing recorded yet
-    SharedRateLimit(db, 50, 100).close()
+    SharedRateLimit(SQLiteStore(db), 50, 100).close()
     earlier = int(time.time() * 1000) - 10 * 60 * 1000  # today, outside the minute window
     insert = "INSERT INTO gemini_requests (name, item_timestamp) VALUES ('gemini', ?)"
     with sqlite3.connect(db) as conn:

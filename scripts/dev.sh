@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up, then starts the Dagster UI and daemon on http://127.0.0.1:3000 against the
-# embedded SQLite instance in dagster_home/.
+# embedded SQLite instance in dagster_home/ (or, with NH_POSTGRES_URL set, PostgreSQL storage
+# configured by dagster_home/postgres/dagster.yaml).
 #   bash scripts/dev.sh --demo   no Gemini credentials needed: the real CLI talks to the project's
 #                                fake Gemini API on 127.0.0.1, and every output says it is fake
 #   bash scripts/dev.sh          the real Gemini (GEMINI_API_KEY or a prior `gemini` login)
@@ -12,7 +13,12 @@ if [ "${1:-}" = "--demo" ]; then
   export NH_DEMO=1
   shift
 fi
-export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/dagster_home}"
+if [ -n "${NH_POSTGRES_URL:-}" ]; then
+  # PostgreSQL storage (README, "Postgres and several machines"): its own dagster.yaml.
+  export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/dagster_home/postgres}"
+else
+  export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/dagster_home}"
+fi
 export NH_DATA_ROOT="${NH_DATA_ROOT:-$PWD/data}"
 export NH_GEMINI_CLI="${NH_GEMINI_CLI:-$PWD/node_modules/.bin/gemini}"
 

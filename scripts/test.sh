@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-bash scripts/install_browser.sh   # Debian's chromium for the UI tests (apt; needs root or sudo)
+bash scripts/install_test_services.sh   # Debian's chromium, postgresql, redis-server (apt; root or sudo)
 exec .venv/bin/python -m pytest "$@"

@@ -36,7 +36,8 @@ from nh_assets.resources.gemini_failures import (
     classify_timeout,
 )
 from nh_assets.resources.process_slots import ProcessSlots
-from nh_assets.resources.rate_limit import DailyCapExceeded, SharedRateLimit
+from nh_assets.resources.rate_limit import DailyCapExceeded, RateLimitConfigError, SharedRateLimit
+from nh_assets.resources.rate_limit_stores import RateLimitStoreError, store_for
 
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
 _DEMO_API_KEY = "nh-demo-key-not-a-secret"
@@ -106,6 +107,12 @@ class GeminiCLIResource(dg.ConfigurableResource):
     rate_per_minute: int = Field(default=50, description="Requests per minute across all processes (NH_RATE_PER_MINUTE).")
     rate_per_day: int = Field(default=1000, description="Hard cap of requests per day (NH_RATE_PER_DAY).")
     rate_limit_db: str = Field(description="SQLite file holding the shared rate-limit bucket (NH_RATE_LIMIT_DB).")
+    rate_limit_backend: str = Field(
+        default="sqlite", description="Where the shared bucket lives: sqlite (rate_limit_db) or postgres (NH_RATE_LIMIT_BACKEND)."
+    )
+    rate_limit_postgres_url: str = Field(
+        default="", description="Postgres bucket URL; set from an environment variable (dg.EnvVar) so it is never shown."
+    )
     max_processes: int = Field(
         default=4, ge=1, description="CLI processes at once, machine-wide, across every run (NH_MAX_GEMINI_PROCESSES)."
     )
@@ -130,7 +137,6 @@ class GeminiCLIResource(dg.ConfigurableResource):
     _demo_home: Path | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._limiter = SharedRateLimit(Path(self.rate_limit_db), self.rate_per_minute, self.rate_per_day)
         slots_dir = Path(self.process_slots_dir or Path(self.rate_limit_db).parent / "gemini_process_slots")
         self._process_slots = ProcessSlots(slots_dir, self.max_processes)
         if self.demo:
@@ -146,6 +152,19 @@ class GeminiCLIResource(dg.ConfigurableResource):
         if self._limiter is not None:
             self._limiter.close()
             self._limiter = None
+
+    def _shared_rate_limit(self) -> SharedRateLimit:
+        """Opened on first use, inside the step, so an unreachable store fails the step with a
+        classified one-line error rather than a resource-initialisation traceback."""
+        if self._limiter is None:
+            try:
+                store = store_for(
+                    self.rate_limit_backend, sqlite_path=Path(self.rate_limit_db), postgres_url=self.rate_limit_postgres_url
+                )
+                self._limiter = SharedRateLimit(store, self.rate_per_minute, self.rate_per_day)
+            except (RateLimitStoreError, RateLimitConfigError) as exc:
+                raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
+        return self._limiter
 
     def _start_demo_api(self) -> None:
         from nh_assets.demo_gemini_api import FakeGeminiAPI, write_cli_home
@@ -201,9 +220,9 @@ class GeminiCLIResource(dg.ConfigurableResource):
         if approval_mode == "yolo":
             context.log.warning("approval mode yolo: the registry row asked for it in its tools column")
         cli = self.resolve_cli()
-        assert self._limiter is not None and self._process_slots is not None, "resource used outside Dagster execution"
+        assert self._process_slots is not None, "resource used outside Dagster execution"
         try:
-            acquired = self._limiter.acquire(context.log.info)
+            acquired = self._shared_rate_limit().acquire(context.log.info)
         except DailyCapExceeded as exc:
             raise GeminiFailure(FailureKind.DAILY_CAP, str(exc)) from None
 

@@ -20,6 +20,7 @@ class FailureKind(str, enum.Enum):
     UNTRUSTED_FOLDER = "untrusted_folder"
     RATE_LIMIT = "rate_limit"
     DAILY_CAP = "daily_cap"
+    RATE_LIMIT_STORE = "rate_limit_store"
     TIMEOUT = "timeout"
     BAD_OUTPUT = "bad_output"
     OTHER = "other"
@@ -38,6 +39,8 @@ _FIXES = {
     "GEMINI_CLI_TRUST_WORKSPACE=true",
     FailureKind.RATE_LIMIT: "the API is rate limiting; lower NH_RATE_PER_MINUTE or wait for the quota to reset",
     FailureKind.DAILY_CAP: "raise NH_RATE_PER_DAY or rerun tomorrow",
+    FailureKind.RATE_LIMIT_STORE: "fix the rate-limit settings named above (NH_RATE_PER_*, NH_RATE_LIMIT_BACKEND, "
+    "NH_POSTGRES_URL) or bring the bucket's database up",
     FailureKind.TIMEOUT: "raise the row's timeout_sec in registry/prompts.tsv if the prompt is legitimately slow",
     FailureKind.BAD_OUTPUT: "the model's answer did not fit the expected format; a retry usually fixes it",
     FailureKind.OTHER: "read the step's stderr excerpt; retry, or run the CLI by hand with the same model",

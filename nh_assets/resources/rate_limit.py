@@ -1,23 +1,25 @@
-"""The Gemini request budget, shared by every process on this machine.
+"""The Gemini request budget, shared by every process that calls Gemini.
 
 Dagster's multiprocess executor runs each asset step in its own process, and several runs and
 backfills may execute at once, so an in-memory token bucket would give each process its own
-budget. The limit therefore lives in one SQLite file (pyrate-limiter's ``SQLiteBucket`` guarded
-by a file lock) under ``DAGSTER_HOME``: every acquisition, from any process, is counted in the
-same sliding windows. The per-minute window is waited out; the per-day window is a hard cap that
-fails at once with a clear message, because waiting hours inside a step helps nobody.
+budget. The limit therefore lives in a shared store (``rate_limit_stores``: a SQLite file under
+``DAGSTER_HOME`` on one machine, PostgreSQL across machines): every acquisition, from any
+process, is counted in the same sliding windows. The per-minute window is waited out; the
+per-day window is a hard cap that fails at once with a clear message, because waiting hours
+inside a step helps nobody.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
-from pyrate_limiter import Duration, Limiter, Rate, RateItem, SQLiteBucket
+from pyrate_limiter import Duration, Limiter, Rate, RateItem, SingleBucketFactory
 
-_TABLE = "gemini_requests"
+from nh_assets.resources.rate_limit_stores import BucketStore
+
 _ITEM = "gemini"
 # The slot is taken a moment before the CLI's request reaches the API (process start, node
 # start-up). Counting the minute window over 61 s keeps the API-side count within R in every
@@ -39,11 +41,10 @@ class Acquired:
 
 
 class SharedRateLimit:
-    """Blocking acquisition of one Gemini request slot from the shared SQLite bucket."""
+    """Blocking acquisition of one Gemini request slot from the shared bucket."""
 
-    def __init__(self, db_path: Path, per_minute: int, per_day: int):
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.db_path = db_path
+    def __init__(self, store: BucketStore, per_minute: int, per_day: int):
+        self.store = store
         self.per_minute = per_minute
         self.per_day = per_day
         if per_minute < 1 or per_day <= per_minute:
@@ -57,13 +58,12 @@ class SharedRateLimit:
         # A day cap above 1440 x the minute rate can never bind; pyrate-limiter rejects such lists.
         if per_day * MINUTE_WINDOW_MS < per_minute * Duration.DAY.value:
             rates.append(self._day_rate)
-        self._bucket = SQLiteBucket.init_from_file(
-            rates,
-            table=_TABLE,
-            db_path=str(db_path),
-            use_file_lock=True,
+        self._bucket = store.open(rates)
+        # Given the bucket itself, the Limiter also takes the bucket's own cross-process lock
+        # (SQLite's file lock); a store that prunes by itself gets no leaker thread.
+        self._limiter = Limiter(
+            self._bucket if store.background_leak else SingleBucketFactory(self._bucket, schedule_leak=False)
         )
-        self._limiter = Limiter(self._bucket)
 
     def acquire(self, log: Callable[[str], None] = lambda _msg: None, max_wait_s: float = 3600.0) -> Acquired:
         """Take one slot, waiting (and saying so through ``log``) while the minute window is full."""
@@ -76,16 +76,22 @@ class SharedRateLimit:
             if failing is self._day_rate:
                 raise DailyCapExceeded(
                     f"Gemini daily cap of {self.per_day} requests is used up (shared bucket "
-                    f"{self.db_path}); raise NH_RATE_PER_DAY or rerun tomorrow"
+                    f"{self.store.label}); raise NH_RATE_PER_DAY or rerun tomorrow"
                 )
             wait_ms = self._bucket.waiting(RateItem(_ITEM, self._bucket.now()))
-            wait_s = max(wait_ms, 50) / 1000.0
+            # wait_ms 0: not a full window, another process held the bucket's lock (the Postgres
+            # bucket refuses at once rather than queueing): retry shortly, without announcing.
+            contended = wait_ms <= 0
+            wait_s = random.uniform(0.01, 0.05) if contended else max(wait_ms, 50) / 1000.0
             if time.monotonic() - started + wait_s > max_wait_s:
                 raise TimeoutError(f"waited more than {max_wait_s:.0f}s for a Gemini rate-limit slot")
+            if contended:
+                time.sleep(wait_s)
+                continue
             if not announced:
                 log(
                     f"rate limit {self.per_minute}/min reached: waiting {wait_s:.1f}s for a "
-                    f"Gemini request slot (shared bucket {self.db_path})"
+                    f"Gemini request slot (shared bucket {self.store.label})"
                 )
                 announced = True
             time.sleep(min(wait_s, 5.0))
@@ -93,14 +99,9 @@ class SharedRateLimit:
     def usage(self) -> dict[str, int]:
         """How many requests the shared bucket counted in the last minute and day."""
         now = self._bucket.now()
-        with self._bucket.lock:
-            cur = self._bucket.conn.execute(
-                f"SELECT SUM(item_timestamp >= ?), SUM(item_timestamp >= ?) FROM '{_TABLE}'",
-                (now - MINUTE_WINDOW_MS, now - Duration.DAY.value),
-            )
-            minute, day = cur.fetchone()
-            cur.close()
-        return {"last_minute": int(minute or 0), "last_day": int(day or 0)}
+        minute, day = self.store.count_since(self._bucket, [now - MINUTE_WINDOW_MS, now - Duration.DAY.value])
+        return {"last_minute": minute, "last_day": day}
 
     def close(self) -> None:
+        self.store.close()  # first: closing the Limiter closes the bucket's connections too
         self._limiter.close()

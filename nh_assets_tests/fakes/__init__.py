@@ -29,12 +29,18 @@ def install_fake(path: Path, module: str = FAKE_GEMINI) -> Path:
     return path
 
 
-def pipeline_env(base: Path, **extra: str) -> dict[str, str]:
-    """Settings for a code location under ``base``: a DAGSTER_HOME holding the repo's dagster.yaml,
-    a data root, and the fake ``gemini``; ``extra`` adds or overrides variables."""
+INSTANCE_YAML = {
+    "sqlite": REPO_ROOT / "dagster_home" / "dagster.yaml",
+    "postgres": REPO_ROOT / "dagster_home" / "postgres" / "dagster.yaml",  # needs NH_POSTGRES_URL
+}
+
+
+def pipeline_env(base: Path, instance: str = "sqlite", **extra: str) -> dict[str, str]:
+    """Settings for a code location under ``base``: a DAGSTER_HOME holding one of the repo's
+    dagster.yaml files, a data root, and the fake ``gemini``; ``extra`` adds or overrides variables."""
     home = base / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text((REPO_ROOT / "dagster_home" / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text(INSTANCE_YAML[instance].read_text())
     return {
         "DAGSTER_HOME": str(home),
         "NH_DATA_ROOT": str(base / "data"),
