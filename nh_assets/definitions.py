@@ -43,6 +43,15 @@ EXTENSIONS: list[Extension] = [build_automation_definitions, build_operations_de
 
 
 def executor_for(settings: Settings) -> dg.ExecutorDefinition:
+    if settings.executor == "celery":
+        # Several machines (README, "Postgres and several machines"): every step is a Celery task
+        # that any worker runs against the shared Postgres instance. Pools still hold: the Celery
+        # loop claims the same instance concurrency slots. URLs stay environment variables.
+        from dagster_celery import celery_executor
+
+        return celery_executor.configured(
+            {"broker": {"env": "NH_CELERY_BROKER"}, "backend": {"env": "NH_CELERY_BACKEND"}}
+        )
     # Steps are I/O-bound subprocess waits: many may run at once; forkserver keeps per-step
     # start-up small (see README, "Executor"). Dagster would preload the job's module, but
     # ``nh_assets`` builds ``defs`` lazily, so the module that builds it is named explicitly:

@@ -45,6 +45,10 @@ class Settings(BaseModel):
     )
     workdir_root: Path = Field(description="NH_WORKDIR_ROOT: parent of the CLI's empty working dirs.")
     max_gemini_processes: int = Field(ge=1, description="NH_MAX_GEMINI_PROCESSES: CLI processes at once, machine-wide.")
+    executor: str = Field(
+        description="NH_EXECUTOR: multiprocess (steps in processes on this machine) or celery (steps on "
+        "Celery workers on any machine; broker in NH_CELERY_BROKER)."
+    )
     executor_start_method: str = Field(description="NH_EXECUTOR_START_METHOD: forkserver or spawn.")
     executor_max_concurrent: int = Field(ge=1, description="NH_EXECUTOR_MAX_CONCURRENT: step processes per run.")
     schedule_enabled: bool = Field(description="NH_SCHEDULE_ENABLED: start the daily schedule running.")
@@ -62,6 +66,13 @@ class Settings(BaseModel):
     def _start_method(cls, value: str) -> str:
         if value not in {"forkserver", "spawn"}:
             raise ValueError("must be forkserver or spawn")
+        return value
+
+    @field_validator("executor")
+    @classmethod
+    def _executor(cls, value: str) -> str:
+        if value not in {"multiprocess", "celery"}:
+            raise ValueError("must be multiprocess or celery")
         return value
 
     @field_validator("rate_limit_backend")
@@ -146,6 +157,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     home = dagster_home(env)
     backend, url_env = _rate_limit_store(env)
+    executor = (env.get("NH_EXECUTOR") or "multiprocess").strip().lower()
+    if executor == "celery" and not env.get("NH_CELERY_BROKER"):
+        raise SettingsError(
+            "NH_EXECUTOR=celery needs the workers' broker: set NH_CELERY_BROKER (e.g. redis://HOST:6379/0) "
+            "and NH_CELERY_BACKEND to the same URL"
+        )
     data_root = Path(env.get("NH_DATA_ROOT") or Path.cwd() / "data").expanduser().resolve()
     raw = {
         "data_root": data_root,
@@ -160,6 +177,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "rate_limit_url_env": url_env,
         "workdir_root": Path(env.get("NH_WORKDIR_ROOT") or home / "gemini_workdirs"),
         "max_gemini_processes": env.get("NH_MAX_GEMINI_PROCESSES") or 4,
+        "executor": executor,
         "executor_start_method": env.get("NH_EXECUTOR_START_METHOD") or "forkserver",
         "executor_max_concurrent": env.get("NH_EXECUTOR_MAX_CONCURRENT") or 8,
         "schedule_enabled": _flag(env, "NH_SCHEDULE_ENABLED"),

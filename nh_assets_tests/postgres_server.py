@@ -13,13 +13,14 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from nh_assets_tests.dagster_server import free_port
 
 
 class PostgresUnavailable(RuntimeError):
@@ -44,12 +45,6 @@ def server_bindir() -> Path:
 def dagster_url(url: str) -> str:
     """The SQLAlchemy form Dagster's storage and NH_POSTGRES_URL need (see settings)."""
     return url.replace("postgresql://", "postgresql+psycopg2://", 1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -87,7 +82,7 @@ def running_postgres() -> Iterator[PostgresServer]:
     if as_root:
         shutil.chown(root, "postgres")
         shutil.chown(sockets, "postgres")
-    port = _free_port()
+    port = free_port()
     log = root / "server.log"
 
     def run(*args: str) -> None:

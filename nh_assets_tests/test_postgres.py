@@ -84,9 +84,9 @@ def test_redact_url_hides_only_the_password():
 
 
 def test_an_unreachable_bucket_fails_the_call_in_one_line_without_the_password(tmp_path, fake_cli, fake_cli_env):
-    from nh_assets_tests.postgres_server import _free_port
+    from nh_assets_tests.dagster_server import free_port
 
-    url = f"postgresql://nh:s3cretpw@127.0.0.1:{_free_port()}/nh"
+    url = f"postgresql://nh:s3cretpw@127.0.0.1:{free_port()}/nh"
     resource = GeminiCLIResource(
         cli_path=str(fake_cli), rate_limit_db=str(tmp_path / "rate.sqlite"), workdir_root=str(tmp_path / "w"),
         rate_limit_backend="postgres", rate_limit_postgres_url=url,
@@ -236,10 +236,10 @@ def test_a_second_run_of_the_same_day_waits_in_the_queue_with_postgres_storage(t
 def test_preflight_reads_the_postgres_bucket_and_names_an_unreachable_one(postgres_url):
     from nh_assets.preflight import Level, check_rate_limit
     from nh_assets.resources.rate_limit_stores import PostgresStore
-    from nh_assets_tests.postgres_server import _free_port
+    from nh_assets_tests.dagster_server import free_port
 
     healthy = check_rate_limit(PostgresStore(postgres_url), 50, 1000)
     assert healthy.level is Level.OK and "0/50 in the last minute" in healthy.detail
-    down = check_rate_limit(PostgresStore(f"postgresql+psycopg2://nh:pw0rd9@127.0.0.1:{_free_port()}/nh"), 50, 1000)
+    down = check_rate_limit(PostgresStore(f"postgresql+psycopg2://nh:pw0rd9@127.0.0.1:{free_port()}/nh"), 50, 1000)
     assert down.level is Level.FAIL and "pw0rd9" not in down.detail
     assert "cannot open the shared Gemini rate-limit bucket at postgresql+psycopg2://nh:***@127.0.0.1" in down.detail
