@@ -3,8 +3,10 @@ adherence over a multi-day backfill, and peak memory. A script that prints figur
 
     .venv/bin/python -m nh_assets_tests.bench                 # all parts, L = 5 s
     .venv/bin/python -m nh_assets_tests.bench --latency 5 --days 3 --rate 30 --parts one,backfill
+    .venv/bin/python -m nh_assets_tests.bench --instance postgres   # storage and bucket on PostgreSQL
 
-Everything runs for real: a temporary Dagster instance (SQLite) with the repo's dagster.yaml and
+Everything runs for real: a temporary Dagster instance (SQLite, or with ``--instance postgres`` a
+private PostgreSQL server holding storage and the Gemini bucket) with the repo's dagster.yaml and
 pool limits, the real code location loaded by ``dagster job execute -j neurohelix_daily`` (one partition) or by
 ``dagster dev`` and a multi-run backfill launched through GraphQL (several days), and the fake
 ``gemini`` executable answering after a fixed latency L. The fake logs every call's start and end,
@@ -14,6 +16,7 @@ which is what the figures are computed from.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -84,11 +87,16 @@ def lower_bound_s(registry: Registry, latency: float, max_processes: int, rate_p
 # ---------------------------------------------------------------------------------------------
 
 
+INSTANCE_ENV: dict[str, str] = {}  # set by main() for --instance postgres: NH_POSTGRES_URL
+
+
 def make_env(base: Path, latency: float, rate: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {
         **os.environ,
         **pipeline_env(
             base,
+            instance="postgres" if INSTANCE_ENV else "sqlite",
+            **INSTANCE_ENV,
             NH_RATE_PER_MINUTE=str(rate),
             NH_RATE_PER_DAY=str(max(rate * 100, 1000)),
             FAKE_GEMINI_LATENCY=str(latency),
@@ -281,12 +289,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backfill-latency", type=float, default=1.0, help="L during the backfill")
     parser.add_argument("--parts", default="one,backfill", help="comma list: one, backfill")
     parser.add_argument("--start-method", default=None, help="override NH_EXECUTOR_START_METHOD for part one")
+    parser.add_argument("--instance", choices=["sqlite", "postgres"], default="sqlite",
+                        help="Dagster storage and Gemini bucket: SQLite files, or a private PostgreSQL server")
     args = parser.parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        if args.instance == "postgres":
+            from nh_assets_tests.postgres_server import dagster_url, running_postgres
+
+            server = stack.enter_context(running_postgres())
+            print(f"instance: PostgreSQL on 127.0.0.1:{server.port} (storage and Gemini bucket)")
+        else:
+            print("instance: SQLite files in DAGSTER_HOME (storage and Gemini bucket)")
+
+        def fresh_database() -> None:
+            if args.instance == "postgres":
+                INSTANCE_ENV["NH_POSTGRES_URL"] = os.environ["NH_POSTGRES_URL"] = dagster_url(server.create_database())
+
+        return _run_parts(args, fresh_database)
+
+
+def _run_parts(args: argparse.Namespace, fresh_database) -> int:
     registry = load_registry()
     parts = set(args.parts.split(","))
     max_processes = int(os.environ.get("NH_MAX_GEMINI_PROCESSES", "4"))
 
     if "one" in parts:
+        fresh_database()
         extra = {"NH_EXECUTOR_START_METHOD": args.start_method} if args.start_method else None
         bounds = lower_bound_s(registry, args.latency, max_processes, 50)
         result = one_partition(args.latency, "2026-11-20", registry, extra)
@@ -297,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  bound {bounds['bound']:.1f} s; wall / bound = {result['run_wall_s'] / bounds['bound']:.2f}")
         print(f"  peak memory (process tree) {result['peak_rss_mb']:.0f} MB")
     if "backfill" in parts:
+        fresh_database()
         days = [f"2026-11-{d:02d}" for d in range(10, 10 + args.days)]
         result = backfill(days, args.backfill_latency, args.rate, registry)
         print(f"backfill of {args.days} days, R = {args.rate}/min, L = {args.backfill_latency:g} s: {result['status']}")

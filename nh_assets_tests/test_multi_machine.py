@@ -195,7 +195,13 @@ def test_the_daily_job_runs_across_two_celery_workers_sharing_postgres(tmp_path,
     assert set(hosts.values()) == {"machine-a", "machine-b"}, hosts
     # Each Gemini call was counted once in the one bucket every machine shares.
     llm = sum(1 for spec in registry.prompts if spec.uses_llm)
-    assert len(calls.read_text().splitlines()) == llm
+    entries = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert len(entries) == llm
+    # The pool of the sequential class (limit 1) held across machines: those calls never overlap.
+    sequential = {s.prompt_id for s in registry.prompts if s.concurrency_class == "sequential" and s.uses_llm}
+    spans = sorted((c["start"], c["end"]) for c in entries if c["prompt_id"] in sequential)
+    assert len(spans) == len(sequential) > 1
+    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:])), spans
     import psycopg
 
     with psycopg.connect(postgres_url) as conn:
