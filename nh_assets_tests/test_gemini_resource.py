@@ -115,6 +115,16 @@ def test_secret_never_reaches_the_failure_message(tmp_path, fake_cli, fake_cli_e
     assert "***" in str(info.value)
 
 
+def test_the_cli_never_receives_the_pipelines_database_or_broker_urls(tmp_path, fake_cli, fake_cli_env, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", "AIzaSy-passed-through")
+    monkeypatch.setenv("NH_POSTGRES_URL", "postgresql+psycopg2://nh:pw@db/nh")
+    monkeypatch.setenv("NH_CELERY_BROKER", "redis://:pw@broker:6379/0")
+    _generate(_resource(tmp_path, fake_cli))
+    (call,) = _log(fake_cli_env)
+    assert "GEMINI_API_KEY" in call["env_names"]
+    assert not {"NH_POSTGRES_URL", "NH_CELERY_BROKER"} & set(call["env_names"])
+
+
 def test_backoff_grows_and_429_waits_longer(tmp_path, fake_cli):
     resource = _resource(tmp_path, fake_cli, retry_base_s=1.0, rate_limit_backoff_s=60.0)
     other = GeminiFailure(FailureKind.OTHER, "x")

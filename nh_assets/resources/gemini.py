@@ -41,6 +41,9 @@ from nh_assets.resources.rate_limit_stores import RateLimitStoreError, store_for
 
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
 _DEMO_API_KEY = "nh-demo-key-not-a-secret"
+# The pipeline's own infrastructure credentials: the CLI gets the parent environment for its auth
+# and proxies, but has no business with Dagster's database or the Celery broker.
+_NOT_FOR_THE_CLI = ("NH_POSTGRES_URL", "NH_RATE_LIMIT_POSTGRES_URL", "NH_CELERY_BROKER", "NH_CELERY_BACKEND")
 
 
 @dataclass(frozen=True)
@@ -174,7 +177,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
         self._demo_home = write_cli_home(Path(tempfile.mkdtemp(prefix="demo-home-", dir=self.workdir_root)))
 
     def _child_env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        env = {name: value for name, value in os.environ.items() if name not in _NOT_FOR_THE_CLI}
         if self.no_relaunch:
             env["GEMINI_CLI_NO_RELAUNCH"] = "true"
         if self.demo:

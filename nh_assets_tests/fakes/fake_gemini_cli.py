@@ -62,6 +62,7 @@ def main() -> int:
                 "approval_mode": _flag(argv, "--approval-mode"), "skip_trust": "--skip-trust" in argv,
                 "output": _flag(argv, "-o"), "cwd": os.getcwd(), "cwd_entries": os.listdir("."),
                 "stdin": stdin_data, "pid": os.getpid(), "start": started, "end": time.time(),
+                "env_names": sorted(os.environ),
             }
             with open(log, "a") as handle:
                 handle.write(json.dumps(entry) + "\n")
