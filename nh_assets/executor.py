@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from nh_assets.pools import run_tag_limits
 from nh_assets.settings import Settings
 
 STEP_PRELOAD_MODULES = [
@@ -33,5 +34,9 @@ def executor_for(settings: Settings) -> dg.ExecutorDefinition:
     if settings.executor_start_method == "forkserver":
         start_method = {"forkserver": {"preload_modules": STEP_PRELOAD_MODULES}}
     return dg.multiprocess_executor.configured(
-        {"max_concurrent": settings.executor_max_concurrent, "start_method": start_method}
+        {
+            "max_concurrent": settings.executor_max_concurrent,
+            "tag_concurrency_limits": run_tag_limits(settings.max_gemini_processes),
+            "start_method": start_method,
+        }
     )
