@@ -40,7 +40,9 @@ def run_tag_limits(max_processes: int, limits: Mapping[str, int] | None = None) 
     """Executor ``tag_concurrency_limits`` that keep one run within every class's pool limit and
     within the machine-wide CLI process cap, so none of its steps holds a pool slot while waiting
     for a process slot taken by a sibling step."""
-    per_class = [{"key": CLASS_TAG, "value": cls, "limit": limit} for cls, limit in (limits or CONCURRENCY_LIMITS).items()]
+    per_class = [
+        {"key": CLASS_TAG, "value": cls, "limit": limit} for cls, limit in (limits or CONCURRENCY_LIMITS).items()
+    ]
     return [*per_class, {"key": CLASS_TAG, "limit": max_processes}]
 
 

@@ -85,7 +85,8 @@ def lower_bound_s(registry: Registry, latency: float, max_processes: int, rate_p
 
     def group_bound(members: set[str], limit: int) -> float:
         work = sum(duration[m] for m in members)
-        return min(ready[m] for m in members) + math.ceil(work / latency / limit) * latency + min(tail[m] for m in members)
+        rounds = math.ceil(work / latency / limit)
+        return min(ready[m] for m in members) + rounds * latency + min(tail[m] for m in members)
 
     bounds = {"critical_path": critical}
     for name, (members, limit) in groups.items():
