@@ -15,6 +15,7 @@ from typing import Callable
 import dagster as dg
 
 from nh_assets.automation import build_automation_definitions
+from nh_assets.executor import executor_for
 from nh_assets.factory import build_prompt_assets
 from nh_assets.operations import build_operations_definitions
 from nh_assets.partitions import daily_partitions
@@ -40,28 +41,6 @@ class Core:
 Extension = Callable[[Core], dg.Definitions]
 # Operational parts of the code location, each built from the core graph (see their modules).
 EXTENSIONS: list[Extension] = [build_automation_definitions, build_operations_definitions]
-
-
-def executor_for(settings: Settings) -> dg.ExecutorDefinition:
-    if settings.executor == "celery":
-        # Several machines (README, "Postgres and several machines"): every step is a Celery task
-        # that any worker runs against the shared Postgres instance. Pools still hold: the Celery
-        # loop claims the same instance concurrency slots. URLs stay environment variables.
-        from dagster_celery import celery_executor
-
-        return celery_executor.configured(
-            {"broker": {"env": "NH_CELERY_BROKER"}, "backend": {"env": "NH_CELERY_BACKEND"}}
-        )
-    # Steps are I/O-bound subprocess waits: many may run at once; forkserver keeps per-step
-    # start-up small (see README, "Executor"). Dagster would preload the job's module, but
-    # ``nh_assets`` builds ``defs`` lazily, so the module that builds it is named explicitly:
-    # every forked step then starts with Dagster and the code location already imported.
-    start_method: dict = {"spawn": {}}
-    if settings.executor_start_method == "forkserver":
-        start_method = {"forkserver": {"preload_modules": ["dagster", "nh_assets.definitions"]}}
-    return dg.multiprocess_executor.configured(
-        {"max_concurrent": settings.executor_max_concurrent, "start_method": start_method}
-    )
 
 
 def build_core(settings: Settings, registry: Registry) -> Core:

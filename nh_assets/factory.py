@@ -28,6 +28,7 @@ from nh_assets.output_formats import (
     site_payload_artifact,
     tags_artifact,
 )
+from nh_assets.pools import CLASS_TAG
 from nh_assets.prompt_rendering import RENDER_VERSION, render_prompt
 from nh_assets.registry import Dependency, PromptSpec, Registry
 from nh_assets.resources.data_layout import DataLayoutResource
@@ -102,6 +103,8 @@ def _build_prompt_asset(
         check_specs=check_specs_for(spec, registry, partitions_def=partitions_def),
         pool=f"gemini_{spec.concurrency_class}" if spec.uses_llm else None,
         tags={"nh/wave": spec.wave, "nh/category": spec.category.lower().replace(" ", "_")},
+        # The executor's in-run copy of the pool limits counts steps by this tag (pools.py).
+        op_tags={CLASS_TAG: spec.concurrency_class} if spec.uses_llm else None,
         metadata={
             "nh.output_template": spec.expected_outputs,
             "nh.output_format": spec.output_format,

@@ -48,7 +48,10 @@ def lower_bound_s(registry: Registry, latency: float, max_processes: int, rate_p
     key, so cross-day edges (continuity_builder after daily_aggregator) order steps too. The bound
     is the largest of: the critical path; for each pool, the earliest any of its steps can start
     plus its work divided by its limit plus the shortest tail after it; the same for the global
-    process cap; and the rate limit's minimum time for the day's requests.
+    process cap; and the rate limit's minimum time for the day's requests. A step can start no
+    earlier than its longest chain of ancestors, nor before every ancestor in a pool (or under the
+    process cap) has run, ``limit`` at a time: the six ``low`` research prompts alone take 15 s
+    before the ``sequential`` prompts can begin.
     """
     specs = {s.prompt_id: s for s in registry.prompts}
     duration = {pid: (latency if s.uses_llm else 0.0) for pid, s in specs.items()}
@@ -66,17 +69,32 @@ def lower_bound_s(registry: Registry, latency: float, max_processes: int, rate_p
         tail[pid] = max((duration[c] + tail[c] for c in children[pid]), default=0.0)
     critical = max(head[p] + duration[p] + tail[p] for p in specs)
 
-    def group_bound(members: list[str], limit: int) -> float:
+    llm = [p for p, s in specs.items() if s.uses_llm]
+    groups = {
+        f"pool gemini_{cls}": ({p for p in llm if specs[p].concurrency_class == cls}, limit)
+        for cls, limit in CONCURRENCY_LIMITS.items()
+    }
+    groups["process cap"] = (set(llm), max_processes)
+    ancestors: dict[str, set[str]] = {}
+    for pid in order:
+        ancestors[pid] = set().union(*({p} | ancestors[p] for p in parents[pid]))
+    ready = {
+        pid: max(
+            [head[pid]]
+            + [math.ceil(len(ancestors[pid] & members) / limit) * latency for members, limit in groups.values()]
+        )
+        for pid in specs
+    }
+
+    def group_bound(members: set[str], limit: int) -> float:
         work = sum(duration[m] for m in members)
-        return min(head[m] for m in members) + math.ceil(work / latency / limit) * latency + min(tail[m] for m in members)
+        rounds = math.ceil(work / latency / limit)
+        return min(ready[m] for m in members) + rounds * latency + min(tail[m] for m in members)
 
     bounds = {"critical_path": critical}
-    for cls, limit in CONCURRENCY_LIMITS.items():
-        members = [p for p, s in specs.items() if s.uses_llm and s.concurrency_class == cls]
+    for name, (members, limit) in groups.items():
         if members:
-            bounds[f"pool gemini_{cls}"] = group_bound(members, limit)
-    llm = [p for p, s in specs.items() if s.uses_llm]
-    bounds["process cap"] = group_bound(llm, max_processes)
+            bounds[name] = group_bound(members, limit)
     bounds["rate limit"] = max(0.0, (len(llm) - rate_per_minute) / rate_per_minute * 60.0)
     bounds["bound"] = max(bounds.values())
     return bounds

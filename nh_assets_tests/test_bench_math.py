@@ -16,9 +16,12 @@ def test_lower_bound_of_the_shipped_graph(registry):
     bounds = lower_bound_s(registry, latency=5.0, max_processes=4, rate_per_minute=50)
     # research → concept → novelty → aggregator → tag → dashboard (payload is builtin: 0 s)
     assert bounds["critical_path"] == 30.0
-    # Six sequential prompts can start no earlier than one research call and run one at a time.
-    assert bounds["pool gemini_sequential"] == 35.0
-    assert bounds["bound"] == 35.0
+    # Six sequential prompts run one at a time, and the first can start only after the ten research
+    # prompts: six `low` ones two at a time (and ten under a cap of four processes) take 15 s.
+    assert bounds["pool gemini_sequential"] == 15.0 + 6 * 5.0
+    assert bounds["bound"] == 45.0
+    # Without the pools' throughput before a step, the bound was one research call + six: 35 s.
+    assert bounds["pool gemini_low"] == 30.0
     assert bounds["rate limit"] == 0.0
     tight = lower_bound_s(registry, latency=5.0, max_processes=1, rate_per_minute=50)
     assert tight["process cap"] == 21 * 5.0

@@ -66,3 +66,19 @@ def test_changing_a_prompt_changes_only_its_code_version(settings, registry):
         k.to_user_string() for k in before.get_all_asset_keys() if before.get(k).code_version != after.get(k).code_version
     }
     assert changed == {"concept_synthesizer"}
+
+
+def test_each_run_keeps_to_the_pool_limits_and_the_process_cap_by_class_tag(settings, registry):
+    from nh_assets.definitions import DAILY_JOB_NAME
+    from nh_assets.pools import CLASS_TAG, run_tag_limits
+    from nh_assets.registry import CONCURRENCY_LIMITS
+
+    limits = run_tag_limits(settings.max_gemini_processes)
+    per_class = {(limit["value"], limit["limit"]) for limit in limits if "value" in limit}
+    assert per_class == set(CONCURRENCY_LIMITS.items())
+    assert [limit["limit"] for limit in limits if "value" not in limit] == [settings.max_gemini_processes]
+    assert {limit["key"] for limit in limits} == {CLASS_TAG}
+    job = build_definitions(settings, registry).resolve_job_def(DAILY_JOB_NAME)
+    for spec in registry.prompts:
+        tags = job.graph.node_named(spec.prompt_id).definition.tags
+        assert tags.get(CLASS_TAG) == (spec.concurrency_class if spec.uses_llm else None), spec.prompt_id
