@@ -131,7 +131,7 @@ def _wait_for_workers(env: dict[str, str], names: list[str], workers: list, logs
     raise AssertionError("workers did not answer: " + " | ".join(log.read_text()[-1500:] for log in logs))
 
 
-def test_the_daily_job_runs_across_two_celery_workers_sharing_postgres(tmp_path, postgres_url, registry):
+def test_the_daily_job_runs_across_two_celery_workers_sharing_postgres(tmp_path, postgres_url, registry, monkeypatch):
     url = dagster_url(postgres_url)
     data_root = tmp_path / "shared_data"  # what NFS would be across machines
     calls = tmp_path / "calls.jsonl"
@@ -173,23 +173,20 @@ def test_the_daily_job_runs_across_two_celery_workers_sharing_postgres(tmp_path,
             )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:] + logs[0].read_text()[-2000:]
 
-    os.environ["NH_POSTGRES_URL"] = url
-    try:
-        with dg.DagsterInstance.from_config(envs["control"]["DAGSTER_HOME"]) as instance:
-            (run,) = instance.get_run_records()
-            assert run.dagster_run.status == dg.DagsterRunStatus.SUCCESS
-            hosts: dict[str, str] = {}
-            for entry in instance.all_logs(run.dagster_run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
-                metadata = entry.dagster_event.engine_event_data.metadata
-                if "Celery worker" in metadata:
-                    hosts[entry.step_key] = metadata["Celery worker"].value.split("@", 1)[0]
-            for spec in registry.prompts:
-                records = instance.fetch_materializations(
-                    dg.AssetRecordsFilter(asset_key=dg.AssetKey(spec.prompt_id), asset_partitions=[DAY]), limit=1
-                ).records
-                assert records, f"{spec.prompt_id} was not materialized"
-    finally:
-        del os.environ["NH_POSTGRES_URL"]
+    monkeypatch.setenv("NH_POSTGRES_URL", url)  # read by this process's instance too
+    with dg.DagsterInstance.from_config(envs["control"]["DAGSTER_HOME"]) as instance:
+        (run,) = instance.get_run_records()
+        assert run.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        hosts: dict[str, str] = {}
+        for entry in instance.all_logs(run.dagster_run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+            metadata = entry.dagster_event.engine_event_data.metadata
+            if "Celery worker" in metadata:
+                hosts[entry.step_key] = metadata["Celery worker"].value.split("@", 1)[0]
+        for spec in registry.prompts:
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey(spec.prompt_id), asset_partitions=[DAY]), limit=1
+            ).records
+            assert records, f"{spec.prompt_id} was not materialized"
     # Every step ran on a worker, and both machines took part.
     assert set(hosts) == {spec.prompt_id for spec in registry.prompts}
     assert set(hosts.values()) == {"machine-a", "machine-b"}, hosts

@@ -20,7 +20,6 @@ CONNECT_TIMEOUT_S = 10.0
 
 SQLITE = "sqlite"
 POSTGRES = "postgres"
-BACKENDS = (SQLITE, POSTGRES)
 
 
 class RateLimitStoreError(RuntimeError):
