@@ -68,7 +68,11 @@ def build_definitions(settings: Settings, registry: Registry, **gemini_options: 
             "rate_limit_db": str(settings.rate_limit_db),
             "rate_limit_backend": settings.rate_limit_backend,
             # Resolved in each step process from its own environment: the URL carries a password.
-            **({"rate_limit_postgres_url": dg.EnvVar(settings.rate_limit_url_env)} if settings.rate_limit_url_env else {}),
+            **(
+                {"rate_limit_postgres_url": dg.EnvVar(settings.rate_limit_url_env)}
+                if settings.rate_limit_url_env
+                else {}
+            ),
             # Slot files live beside the shared rate-limit bucket (the resource's default).
             "max_processes": settings.max_gemini_processes,
             "workdir_root": str(settings.workdir_root),

@@ -22,10 +22,13 @@ def running_redis() -> Iterator[str]:
     """Yields the server's URL (database 0)."""
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not shutil.which(binary):
-        raise RedisUnavailable("redis-server not found; run `bash scripts/install_test_services.sh` (apt-get install redis-server)")
+        raise RedisUnavailable(
+            "redis-server not found; run `bash scripts/install_test_services.sh` (apt-get install redis-server)"
+        )
     port = free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--protected-mode", "yes"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

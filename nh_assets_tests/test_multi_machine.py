@@ -117,7 +117,9 @@ def _worker(name: str, env: dict[str, str], log: Path):
             proc.wait()
 
 
-def _wait_for_workers(env: dict[str, str], names: list[str], workers: list, logs: list[Path], timeout_s: float = 120) -> None:
+def _wait_for_workers(
+    env: dict[str, str], names: list[str], workers: list, logs: list[Path], timeout_s: float = 120
+) -> None:
     from celery import Celery
 
     app = Celery(broker=env["NH_CELERY_BROKER"], backend=env["NH_CELERY_BACKEND"])
@@ -164,7 +166,10 @@ def test_the_daily_job_runs_across_two_celery_workers_sharing_postgres(tmp_path,
         subprocess.run([sys.executable, "-m", "nh_assets.pools", "apply"], env=envs["control"], check=True,
                        capture_output=True, timeout=120)
         logs = [tmp_path / f"{name}.log" for name in ("machine-a", "machine-b")]
-        with _worker("machine-a", envs["machine-a"], logs[0]) as a, _worker("machine-b", envs["machine-b"], logs[1]) as b:
+        with (
+            _worker("machine-a", envs["machine-a"], logs[0]) as a,
+            _worker("machine-b", envs["machine-b"], logs[1]) as b,
+        ):
             _wait_for_workers(envs["control"], ["machine-a", "machine-b"], [a, b], logs)
             result = subprocess.run(
                 [str(BIN / "dagster"), "job", "execute", "-m", "nh_assets", "-j", "neurohelix_daily",

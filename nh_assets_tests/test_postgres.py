@@ -27,7 +27,7 @@ from nh_assets.resources.gemini_failures import FailureKind, GeminiFailure
 from nh_assets.resources.rate_limit_stores import TABLE, redact_url
 from nh_assets.settings import SettingsError, load_settings
 from nh_assets_tests.dagster_server import overlaps, run_span, running_dagster, wait_for_runs
-from nh_assets_tests.fakes import install_fake, pipeline_env
+from nh_assets_tests.fakes import pipeline_env
 from nh_assets_tests.postgres_server import dagster_url
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -202,7 +202,8 @@ def test_a_whole_day_materializes_with_postgres_storage_and_bucket(tmp_path, pos
     llm_prompts = sum(1 for spec in registry.prompts if spec.uses_llm)
     assert _query(postgres_url, f"SELECT COUNT(*) FROM {BUCKET_TABLE}") == [(llm_prompts,)]
     (materialized,) = _query(
-        postgres_url, "SELECT COUNT(DISTINCT asset_key) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'"
+        postgres_url,
+        "SELECT COUNT(DISTINCT asset_key) FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'",
     )
     assert materialized[0] >= len(registry.prompts)
     assert "postgresql://" not in result.stdout + result.stderr

@@ -111,10 +111,12 @@ class GeminiCLIResource(dg.ConfigurableResource):
     rate_per_day: int = Field(default=1000, description="Hard cap of requests per day (NH_RATE_PER_DAY).")
     rate_limit_db: str = Field(description="SQLite file holding the shared rate-limit bucket (NH_RATE_LIMIT_DB).")
     rate_limit_backend: str = Field(
-        default="sqlite", description="Where the shared bucket lives: sqlite (rate_limit_db) or postgres (NH_RATE_LIMIT_BACKEND)."
+        default="sqlite",
+        description="Where the shared bucket lives: sqlite (rate_limit_db) or postgres (NH_RATE_LIMIT_BACKEND).",
     )
     rate_limit_postgres_url: str = Field(
-        default="", description="Postgres bucket URL; set from an environment variable (dg.EnvVar) so it is never shown."
+        default="",
+        description="Postgres bucket URL; set from an environment variable (dg.EnvVar) so it is never shown.",
     )
     max_processes: int = Field(
         default=4, ge=1, description="CLI processes at once, machine-wide, across every run (NH_MAX_GEMINI_PROCESSES)."
@@ -162,7 +164,9 @@ class GeminiCLIResource(dg.ConfigurableResource):
         if self._limiter is None:
             try:
                 store = store_for(
-                    self.rate_limit_backend, sqlite_path=Path(self.rate_limit_db), postgres_url=self.rate_limit_postgres_url
+                    self.rate_limit_backend,
+                    sqlite_path=Path(self.rate_limit_db),
+                    postgres_url=self.rate_limit_postgres_url,
                 )
                 self._limiter = SharedRateLimit(store, self.rate_per_minute, self.rate_per_day)
             except (RateLimitStoreError, RateLimitConfigError) as exc:

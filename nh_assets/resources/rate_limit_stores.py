@@ -161,4 +161,6 @@ def store_for(backend: str, *, sqlite_path: Path, postgres_url: str) -> BucketSt
         return SQLiteStore(sqlite_path)
     if backend == POSTGRES:
         return PostgresStore(postgres_url)
-    raise RateLimitStoreError(f"unknown rate-limit backend {backend!r}; set NH_RATE_LIMIT_BACKEND to sqlite or postgres")
+    raise RateLimitStoreError(
+        f"unknown rate-limit backend {backend!r}; set NH_RATE_LIMIT_BACKEND to sqlite or postgres"
+    )
