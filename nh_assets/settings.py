@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,6 +22,14 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 class SettingsError(Exception):
     """A bad environment variable: the message names it and says how to fix it."""
+
+
+# Fields that take one of a few words, with the words in the order the error message lists them.
+_CHOICES = {
+    "executor_start_method": ("forkserver", "spawn"),
+    "executor": ("multiprocess", "celery"),
+    "rate_limit_backend": ("sqlite", "postgres"),
+}
 
 
 class Settings(BaseModel):
@@ -61,25 +69,12 @@ class Settings(BaseModel):
     cloudflare_project: str = Field(description="NH_CLOUDFLARE_PROJECT: Cloudflare Pages project name.")
     wrangler_cli: str = Field(description="NH_WRANGLER_CLI: path or name of the wrangler executable.")
 
-    @field_validator("executor_start_method")
+    @field_validator("executor_start_method", "executor", "rate_limit_backend")
     @classmethod
-    def _start_method(cls, value: str) -> str:
-        if value not in {"forkserver", "spawn"}:
-            raise ValueError("must be forkserver or spawn")
-        return value
-
-    @field_validator("executor")
-    @classmethod
-    def _executor(cls, value: str) -> str:
-        if value not in {"multiprocess", "celery"}:
-            raise ValueError("must be multiprocess or celery")
-        return value
-
-    @field_validator("rate_limit_backend")
-    @classmethod
-    def _backend(cls, value: str) -> str:
-        if value not in {"sqlite", "postgres"}:
-            raise ValueError("must be sqlite or postgres")
+    def _one_of_choices(cls, value: str, info: ValidationInfo) -> str:
+        choices = _CHOICES[info.field_name]
+        if value not in choices:
+            raise ValueError(f"must be {' or '.join(choices)}")
         return value
 
     @field_validator("timezone")

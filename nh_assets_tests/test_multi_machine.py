@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import pytest
 import yaml
 
 from nh_assets.settings import REPO_ROOT, SettingsError, load_settings
+from nh_assets_tests.dagster_server import stop_process_group
 from nh_assets_tests.fakes import INSTANCE_YAML, install_fake
 from nh_assets_tests.postgres_server import dagster_url
 from nh_assets_tests.redis_server import running_redis
@@ -108,13 +108,7 @@ def _worker(name: str, env: dict[str, str], log: Path):
     try:
         yield proc
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)
 
 
 def _wait_for_workers(
