@@ -69,16 +69,3 @@ def strip_front_matter(text: str) -> str:
         return text
     return text[end + len("\n---\n"):].lstrip("\n")
 
-
-def read_front_matter(text: str) -> dict[str, str]:
-    if not text.startswith("---\n"):
-        return {}
-    end = text.find("\n---\n", 4)
-    if end == -1:
-        return {}
-    fields = {}
-    for line in text[4:end].splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            fields[key.strip()] = value.strip()
-    return fields

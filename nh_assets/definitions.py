@@ -1,68 +1,35 @@
-"""Assembles the code location: settings + registry → assets, resources, executor and jobs.
+"""Assembles the code location; each part is built in its own package.
 
-This module only wires; each concept lives in its own module. The prompt graph (``core``) is
-built first; operational parts (checks, schedules, sensors, publishing, maintenance jobs) are
-built from it by the builders in ``EXTENSIONS`` and merged in. ``build_definitions`` takes its
-inputs explicitly so tests can build a code location against temporary directories, while the
-module-level ``defs`` reads the operator's environment once at load time.
+The prompt graph comes first (``prompts.definitions``); the operational parts (``operations``)
+and publishing (``publishing``) are built from it and merged in, with the resources and the
+executor wired from the operator's settings here. ``build_definitions`` takes its inputs
+explicitly so tests can build a code location against temporary directories, while
+``load_definitions`` reads the operator's environment once, at load time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import dagster as dg
 
-from nh_assets.automation import build_automation_definitions
+from nh_assets.data_layout import DataLayoutResource
 from nh_assets.executor import executor_for
-from nh_assets.factory import build_prompt_assets
-from nh_assets.operations import build_operations_definitions
-from nh_assets.partitions import daily_partitions
-from nh_assets.registry import Registry, load_registry, registry_path_from_env
-from nh_assets.resources.data_layout import DataLayoutResource
-from nh_assets.resources.gemini import GeminiCLIResource
-from nh_assets.settings import Settings, load_settings
+from nh_assets.gemini.resource import GeminiCLIResource
+from nh_assets.operations.definitions import build_operations_definitions
+from nh_assets.prompts.definitions import DAILY_JOB_NAME, PromptGraph, build_prompt_graph
+from nh_assets.publishing.definitions import build_publishing_definitions
+from nh_assets.registry import Registry, load_registry
+from nh_assets.settings import Settings, load_settings, registry_path_from_env
 
-DAILY_JOB_NAME = "neurohelix_daily"
-
-
-@dataclass(frozen=True)
-class Core:
-    """What the operational builders need to know about the prompt graph."""
-
-    settings: Settings
-    registry: Registry
-    partitions_def: dg.DailyPartitionsDefinition
-    prompt_assets: list[dg.AssetsDefinition]
-    daily_job: dg.UnresolvedAssetJobDefinition
+__all__ = ["DAILY_JOB_NAME", "build_definitions", "load_definitions"]
 
 
-Extension = Callable[[Core], dg.Definitions]
-# Operational parts of the code location, each built from the core graph (see their modules).
-EXTENSIONS: list[Extension] = [build_automation_definitions, build_operations_definitions]
-
-
-def build_core(settings: Settings, registry: Registry) -> Core:
-    partitions_def = daily_partitions(settings.partition_start, settings.timezone)
-    assets = build_prompt_assets(registry, partitions_def, settings.partition_start)
-    daily_job = dg.define_asset_job(
-        DAILY_JOB_NAME,
-        # The prompts with the checks they evaluate in their own steps; not the separate
-        # report-deadline check, which has its own schedule.
-        selection=dg.AssetSelection.assets(*assets).without_checks() | dg.AssetSelection.checks(*assets),
-        description="Every NeuroHelix prompt for one day, in dependency order.",
-    )
-    return Core(settings, registry, partitions_def, assets, daily_job)
-
-
-def build_definitions(settings: Settings, registry: Registry, **gemini_options: object) -> dg.Definitions:
-    """``gemini_options`` override resource fields (tests and benchmarks shorten backoffs)."""
-    core = build_core(settings, registry)
-    gemini = GeminiCLIResource(
+def gemini_resource(settings: Settings, **overrides: object) -> GeminiCLIResource:
+    """``overrides`` set resource fields directly (tests and benchmarks shorten backoffs)."""
+    return GeminiCLIResource(
         **{
             "cli_path": settings.gemini_cli,
             "demo": settings.demo,
+            "api_base_url": settings.gemini_api_url,
             "rate_per_minute": settings.rate_per_minute,
             "rate_per_day": settings.rate_per_day,
             "rate_limit_db": str(settings.rate_limit_db),
@@ -76,16 +43,26 @@ def build_definitions(settings: Settings, registry: Registry, **gemini_options: 
             # Slot files live beside the shared rate-limit bucket (the resource's default).
             "max_processes": settings.max_gemini_processes,
             "workdir_root": str(settings.workdir_root),
-            **gemini_options,
+            **overrides,
         }
     )
-    prompt_graph = dg.Definitions(
-        assets=core.prompt_assets,
-        jobs=[core.daily_job],
-        executor=executor_for(settings),
-        resources={"gemini": gemini, "layout": DataLayoutResource(root=str(settings.data_root))},
+
+
+def _core(graph: PromptGraph, gemini: GeminiCLIResource) -> dg.Definitions:
+    return dg.Definitions(
+        executor=executor_for(graph.settings),
+        resources={"gemini": gemini, "layout": DataLayoutResource(root=str(graph.settings.data_root))},
     )
-    return dg.Definitions.merge(prompt_graph, *(extension(core) for extension in EXTENSIONS))
+
+
+def build_definitions(settings: Settings, registry: Registry, **gemini_options: object) -> dg.Definitions:
+    graph = build_prompt_graph(settings, registry)
+    return dg.Definitions.merge(
+        graph.definitions(),
+        _core(graph, gemini_resource(settings, **gemini_options)),
+        build_operations_definitions(graph),
+        build_publishing_definitions(graph),
+    )
 
 
 def load_definitions() -> dg.Definitions:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_REGISTRY_PATH = REPO_ROOT / "registry" / "prompts.tsv"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -37,7 +38,10 @@ class Settings(BaseModel):
 
     data_root: Path = Field(description="NH_DATA_ROOT: root of the NeuroHelix data layout.")
     gemini_cli: str = Field(description="NH_GEMINI_CLI: path or name of the gemini executable.")
-    demo: bool = Field(description="NH_DEMO: point the Gemini resource at the project's fake API.")
+    demo: bool = Field(description="NH_DEMO: the endpoint is the project's fake API; label every output as fake.")
+    gemini_api_url: str = Field(
+        description="NH_GEMINI_API_URL: a Gemini API endpoint instead of Google's (the demo's fake API, a proxy)."
+    )
     partition_start: date = Field(description="NH_PARTITION_START: first daily partition.")
     timezone: str = Field(description="NH_TIMEZONE: IANA zone whose midnight starts a day.")
     rate_per_minute: int = Field(ge=1, description="NH_RATE_PER_MINUTE: Gemini requests per minute.")
@@ -68,6 +72,14 @@ class Settings(BaseModel):
     site_build_command: str = Field(description="NH_SITE_BUILD_COMMAND: optional command run before deploying.")
     cloudflare_project: str = Field(description="NH_CLOUDFLARE_PROJECT: Cloudflare Pages project name.")
     wrangler_cli: str = Field(description="NH_WRANGLER_CLI: path or name of the wrangler executable.")
+    cloudflare_token_set: bool = Field(
+        description="Whether CLOUDFLARE_API_TOKEN is set; only its presence is read here, Dagster resolves the "
+        "value at execution (dg.EnvVar)."
+    )
+    alert_webhook_set: bool = Field(
+        description="Whether NH_ALERT_WEBHOOK is set; the URL itself is a secret, resolved at execution."
+    )
+    ui_url: str = Field(description="NH_DAGSTER_UI_URL: base URL of the Dagster UI, for links in alerts.")
 
     @field_validator("executor_start_method", "executor", "rate_limit_backend")
     @classmethod
@@ -142,6 +154,14 @@ def _default_timezone(env: dict[str, str]) -> str:
     return "UTC"
 
 
+def registry_path_from_env(env: dict[str, str] | None = None) -> Path:
+    """$NH_REGISTRY if set, else the registry shipped with the repo. Separate from
+    ``load_settings`` so that validating a registry never depends on the rest of the settings."""
+    env = dict(os.environ if env is None else env)
+    override = env.get("NH_REGISTRY", "").strip()
+    return Path(override).expanduser() if override else DEFAULT_REGISTRY_PATH
+
+
 def dagster_home(env: dict[str, str] | None = None) -> Path:
     env = dict(os.environ if env is None else env)
     return Path(env.get("DAGSTER_HOME") or REPO_ROOT / "dagster_home").resolve()
@@ -159,10 +179,18 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             "and NH_CELERY_BACKEND to the same URL"
         )
     data_root = Path(env.get("NH_DATA_ROOT") or Path.cwd() / "data").expanduser().resolve()
+    demo = _flag(env, "NH_DEMO")
+    api_url = env.get("NH_GEMINI_API_URL", "").strip()
+    if demo and not api_url:
+        raise SettingsError(
+            "NH_DEMO=1 needs the demo API: start it with `.venv/bin/python -m nh_assets.demo --port 8765 &` "
+            "and set NH_GEMINI_API_URL=http://127.0.0.1:8765 (`bash scripts/dev.sh --demo` does both)"
+        )
     raw = {
         "data_root": data_root,
         "gemini_cli": env.get("NH_GEMINI_CLI") or "gemini",
-        "demo": _flag(env, "NH_DEMO"),
+        "demo": demo,
+        "gemini_api_url": api_url,
         "partition_start": env.get("NH_PARTITION_START") or "2025-11-01",
         "timezone": env.get("NH_TIMEZONE") or _default_timezone(env),
         "rate_per_minute": env.get("NH_RATE_PER_MINUTE") or 50,
@@ -184,6 +212,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "site_build_command": env.get("NH_SITE_BUILD_COMMAND") or "",
         "cloudflare_project": env.get("NH_CLOUDFLARE_PROJECT") or "neurohelix",
         "wrangler_cli": env.get("NH_WRANGLER_CLI") or "wrangler",
+        "cloudflare_token_set": bool(env.get("CLOUDFLARE_API_TOKEN", "").strip()),
+        "alert_webhook_set": bool(env.get("NH_ALERT_WEBHOOK", "").strip()),
+        "ui_url": env.get("NH_DAGSTER_UI_URL", "").strip() or "http://127.0.0.1:3000",
     }
     try:
         return Settings(**raw)

@@ -32,6 +32,7 @@ import dagster as dg
 
 from nh_assets.registry import CONCURRENCY_LIMITS, Registry, load_registry
 from nh_assets_tests.fakes import pipeline_env
+from nh_assets_tests.registry_order import topological_order
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 
@@ -60,7 +61,7 @@ def lower_bound_s(registry: Registry, latency: float, max_processes: int, rate_p
     for pid, ps in parents.items():
         for p in ps:
             children[p].append(pid)
-    order = [s.prompt_id for s in registry.topological_order()]
+    order = [s.prompt_id for s in topological_order(registry)]
     head: dict[str, float] = {}
     for pid in order:
         head[pid] = max((head[p] + duration[p] for p in parents[pid]), default=0.0)

@@ -1,5 +1,5 @@
 """Pytest fixtures for running the REAL ``@google/gemini-cli`` against the
-project's fake Gemini API (:mod:`nh_assets.demo_gemini_api`).
+project's fake Gemini API (:mod:`nh_assets.demo.api`).
 
 Register with ``pytest_plugins = ["nh_assets_tests.gemini_api_fixtures"]``.
 
@@ -38,7 +38,8 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from nh_assets.demo_gemini_api import CLI_SETTINGS, FakeGeminiAPI
+from nh_assets.demo.api import FakeGeminiAPI
+from nh_assets.gemini.cli_home import HEADLESS_SETTINGS as CLI_SETTINGS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GEMINI_CLI = REPO_ROOT / "node_modules" / ".bin" / "gemini"

@@ -67,8 +67,8 @@ def test_daily_cap_fails_clearly_without_calling_the_cli(settings, registry, ins
     import sqlite3
     import time
 
-    from nh_assets.resources.rate_limit import SharedRateLimit
-    from nh_assets.resources.rate_limit_stores import SQLiteStore
+    from nh_assets.gemini.rate_limit import SharedRateLimit
+    from nh_assets.gemini.rate_limit_stores import SQLiteStore
 
     # Two requests made earlier today (outside the minute window) by some other process.
     SharedRateLimit(SQLiteStore(settings.rate_limit_db), per_minute=2, per_day=3).close()

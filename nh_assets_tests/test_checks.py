@@ -18,37 +18,33 @@ import pytest
 from dagster._core.event_api import PartitionKeyFilter  # the 1.13 storage API takes it; not re-exported
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-import nh_assets.checks as checks_module
-from nh_assets.alerts import summarize_failure
+import nh_assets.operations.report_deadline as deadline_module
 from nh_assets.artifacts import with_front_matter
-from nh_assets.checks import (
-    CLEAN_CHECK,
-    ON_TIME_CHECK,
-    PAYLOAD_CHECK,
-    SECTIONS_CHECK,
-    TAGS_CHECK,
-    check_specs_for,
-    evaluate_checks,
-    judge_clean,
-    judge_payload,
-    judge_sections,
-    judge_tags,
-    report_lateness,
-    required_sections,
-)
 from nh_assets.definitions import DAILY_JOB_NAME, build_definitions
+from nh_assets.formats import FORMATS, Verdict
+from nh_assets.formats.cleanliness import CLEAN_CHECK
+from nh_assets.formats.markdown import judge_sections
+from nh_assets.formats.site_payload import PAYLOAD_CHECK, build_site_payload, judge_payload
+from nh_assets.formats.tags_json import TAGS_CHECK, TagsDocument, judge_tags
+from nh_assets.formats.vocabulary import REPORT_SECTIONS
+from nh_assets.operations.alerts import summarize_failure
+from nh_assets.operations.report_deadline import DEADLINE_JOB_NAME, ON_TIME_CHECK, report_lateness
 from nh_assets.partitions import daily_partitions
-from nh_assets.report_schema import REPORT_SECTIONS
-from nh_assets.schedules import DEADLINE_JOB_NAME
+from nh_assets.prompts.checks import SECTIONS_CHECK, check_specs_for, evaluate_checks
 from nh_assets.settings import load_settings
-from nh_assets.structured_outputs import TagsDocument, build_site_payload
 from nh_assets_tests.fakes import pipeline_env
 
 DAY = "2026-11-20"
 UTC = timezone.utc
 PUBLISHING_TAIL = ("tag_extractor", "dashboard_renderer", "site_payload_exporter")
-# What site_deployment should use (see nh_assets.checks): tried here on a stand-in asset.
+# What site_deployment should use (see nh_assets.prompts.checks): tried here on a stand-in asset.
 RECOMMENDED_DEPLOY_CONDITION = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+
+
+def judge_clean(text: str, output_format: str) -> Verdict:
+    """The format's own clean rule, as the asset's step applies it."""
+    rule = next(rule for rule in FORMATS[output_format].rules() if rule.name == CLEAN_CHECK)
+    return rule.judge(text, DAY)
 
 
 def _clock(at: datetime):
@@ -83,7 +79,7 @@ def day(tmp_path_factory, registry):
     mp.delenv("FAKE_GEMINI_SCENARIO", raising=False)
     mp.delenv("FAKE_GEMINI_ONLY_FOR", raising=False)
     mp.setenv("FAKE_GEMINI_STATE", str(base / "fake_state"))
-    mp.setattr(checks_module, "_now", _clock(datetime(2026, 11, 20, 12, tzinfo=UTC)))
+    mp.setattr(deadline_module, "_now", _clock(datetime(2026, 11, 20, 12, tzinfo=UTC)))
     try:
         with dg.instance_for_test(temp_dir=str(home)) as instance:
             result = defs.resolve_job_def(DAILY_JOB_NAME).execute_in_process(partition_key=DAY, instance=instance)
@@ -116,9 +112,9 @@ def _payload(**changes) -> str:
 HTML = "<!doctype html><html><body><header><h1>Dashboard</h1></header><main>{}</main></body></html>"
 
 
-def test_required_sections_come_from_the_registry_prompt(registry):
-    assert required_sections(registry.by_id("daily_aggregator")) == REPORT_SECTIONS
-    assert required_sections(registry.by_id("ai_ecosystem_watch")) == ()
+def test_required_sections_come_from_the_registry_column(registry):
+    assert registry.by_id("daily_aggregator").required_sections == REPORT_SECTIONS
+    assert registry.by_id("ai_ecosystem_watch").required_sections == ()
 
 
 @pytest.mark.parametrize(
@@ -188,13 +184,13 @@ def test_a_bad_artifact_fails_its_judge_with_a_clear_description(case):
 def test_evaluate_checks_answers_every_declared_check_in_one_line(registry):
     spec = registry.by_id("daily_aggregator")
     partitions_def = daily_partitions(date(2026, 11, 1), "UTC")
-    specs = check_specs_for(spec, registry, partitions_def=partitions_def)
+    specs = check_specs_for(spec, partitions_def=partitions_def)
     assert [(s.name, s.blocking, s.partitions_def) for s in specs] == [
         (CLEAN_CHECK, True, partitions_def),
         (SECTIONS_CHECK, True, partitions_def),
     ]
     bad = _report(REPORT_SECTIONS[1:], extra="\nAPI Error: quota\n")
-    results = evaluate_checks(spec, registry, bad, DAY)
+    results = evaluate_checks(spec, bad, DAY)
     assert [(r.check_name, r.passed, r.severity) for r in results] == [
         (CLEAN_CHECK, False, dg.AssetCheckSeverity.ERROR),
         (SECTIONS_CHECK, False, dg.AssetCheckSeverity.ERROR),
@@ -368,7 +364,7 @@ def test_a_failed_non_blocking_check_is_recorded_without_failing_the_run(
     ],
 )
 def test_the_deadline_job_says_when_todays_report_is_late(day, monkeypatch, now, passed, words):
-    monkeypatch.setattr(checks_module, "_now", _clock(now))
+    monkeypatch.setattr(deadline_module, "_now", _clock(now))
     result = day.defs.resolve_job_def(DEADLINE_JOB_NAME).execute_in_process(instance=day.instance)
     assert result.success  # lateness is a failed check, never a failed run
     (evaluation,) = result.get_asset_check_evaluations()

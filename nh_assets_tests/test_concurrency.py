@@ -23,9 +23,9 @@ import dagster as dg
 import pytest
 
 from nh_assets.registry import load_registry
-from nh_assets.resources.process_slots import ProcessSlots
-from nh_assets.resources.rate_limit import SharedRateLimit
-from nh_assets.resources.rate_limit_stores import SQLiteStore
+from nh_assets.gemini.process_slots import ProcessSlots
+from nh_assets.gemini.rate_limit import SharedRateLimit
+from nh_assets.gemini.rate_limit_stores import SQLiteStore
 from nh_assets.settings import REPO_ROOT
 from nh_assets_tests.dagster_server import DagsterServer, overlaps, run_span, running_dagster, wait_for_runs
 from nh_assets_tests.fakes import pipeline_env

@@ -17,13 +17,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from nh_assets.demo_gemini_api import (
-    FAKE_LABEL,
-    FakeGeminiAPI,
-    count_tokens,
-    parse_prompt_contract,
-    render_fake_response,
-)
+from nh_assets.demo.answers import FAKE_LABEL, count_tokens, parse_prompt_contract, render_fake_response
+from nh_assets.demo.api import FakeGeminiAPI
+from nh_assets_tests.failing_api import FailingGeminiAPI
 
 MODEL = "gemini-2.5-flash"
 
@@ -159,7 +155,7 @@ def test_count_tokens_404_and_contract_parsing(fake_gemini_api: FakeGeminiAPI) -
 
 def test_fail_first_and_latency(tmp_path: Path) -> None:
     log = tmp_path / "log.jsonl"
-    with FakeGeminiAPI(fail_first=2, latency_s=0.2, log_path=log) as api:
+    with FailingGeminiAPI(fail_first=2, latency_s=0.2, log_path=log) as api:
         path = f"/v1beta/models/{MODEL}:generateContent"
         t0 = time.monotonic()
         results = [_post(api.base_url, path, _contents("hi")) for _ in range(3)]
@@ -215,7 +211,7 @@ def test_cli_json_prompt_is_fenced(gemini_cli_path: str, gemini_api_env: dict[st
 
 
 def test_cli_retries_429(gemini_cli_path: str, gemini_env_factory, tmp_path: Path) -> None:
-    with FakeGeminiAPI(fail_first=1) as api:
+    with FailingGeminiAPI(fail_first=1) as api:
         env = gemini_env_factory(api.base_url)
         t0 = time.monotonic()
         proc = _run_cli(gemini_cli_path, env, tmp_path / "work", MARKDOWN_PROMPT)
@@ -236,7 +232,7 @@ def test_cli_retries_429(gemini_cli_path: str, gemini_env_factory, tmp_path: Pat
 def test_cli_persistent_429_exit_code(gemini_cli_path: str, gemini_env_factory,
                                       tmp_path: Path) -> None:
     # general.maxAttempts=1 disables the internal retry (default 10 attempts, ~3.5 min)
-    with FakeGeminiAPI(fail_first=1000) as api:
+    with FailingGeminiAPI(fail_first=1000) as api:
         env = gemini_env_factory(api.base_url, settings={"general": {"maxAttempts": 1}})
         proc = _run_cli(gemini_cli_path, env, tmp_path / "work", "hello")
         assert len(api.requests) == 1

@@ -9,8 +9,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nh_assets.resources.gemini import GeminiCLIResource
-from nh_assets.resources.gemini_failures import FailureKind, GeminiFailure
+from nh_assets.gemini.resource import GeminiCLIResource
+from nh_assets.gemini.failures import FailureKind, GeminiFailure
 
 PROMPT = "NEUROHELIX PROMPT: ai_ecosystem_watch\nDATE: 2026-11-20\nRESPONSE FORMAT: markdown\n\nSummarise."
 
@@ -155,7 +155,7 @@ REAL_AUTH_STDERR = """{
     ],
 )
 def test_classification_of_real_cli_exits(returncode, stdout, stderr, kind):
-    from nh_assets.resources.gemini_failures import classify_exit
+    from nh_assets.gemini.failures import classify_exit
 
     failure = classify_exit(returncode, stdout, stderr)
     assert failure.kind is kind

@@ -10,7 +10,7 @@ import pytest
 
 from nh_assets.artifacts import sha256_file
 from nh_assets.definitions import DAILY_JOB_NAME, build_definitions
-from nh_assets.report_schema import REPORT_SECTIONS
+from nh_assets.formats.vocabulary import REPORT_SECTIONS
 
 DAY1, DAY2 = "2026-11-19", "2026-11-20"
 

@@ -7,8 +7,7 @@ import pytest
 
 from nh_assets import definitions
 from nh_assets.artifacts import sha256_file
-from nh_assets.operations import build_operations_definitions
-from nh_assets.parity import main as parity_main
+from nh_assets.operations.parity import main as parity_main
 from nh_assets.settings import load_settings
 
 START = "2026-11-01"
@@ -19,7 +18,6 @@ PROMPTS = ("ai_ecosystem_watch", "daily_aggregator", "tag_extractor", "site_payl
 @pytest.fixture
 def setup(settings_env, registry, monkeypatch):
     settings = load_settings({**settings_env, "NH_PARTITION_START": START})
-    monkeypatch.setattr(definitions, "EXTENSIONS", [build_operations_definitions])
     return settings, definitions.build_definitions(settings, registry)
 
 

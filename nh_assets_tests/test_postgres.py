@@ -22,9 +22,9 @@ import dagster as dg
 import psycopg
 import pytest
 
-from nh_assets.resources.gemini import GeminiCLIResource
-from nh_assets.resources.gemini_failures import FailureKind, GeminiFailure
-from nh_assets.resources.rate_limit_stores import TABLE, redact_url
+from nh_assets.gemini.resource import GeminiCLIResource
+from nh_assets.gemini.failures import FailureKind, GeminiFailure
+from nh_assets.gemini.rate_limit_stores import TABLE, redact_url
 from nh_assets.settings import SettingsError, load_settings
 from nh_assets_tests.dagster_server import overlaps, run_span, running_dagster, wait_for_runs
 from nh_assets_tests.fakes import pipeline_env
@@ -132,8 +132,8 @@ def test_two_workers_with_their_own_resources_never_exceed_the_limit_in_any_wind
         )
         for i, ready in enumerate(readies)
     ]
-    from nh_assets.resources.rate_limit import SharedRateLimit
-    from nh_assets.resources.rate_limit_stores import PostgresStore
+    from nh_assets.gemini.rate_limit import SharedRateLimit
+    from nh_assets.gemini.rate_limit_stores import PostgresStore
 
     SharedRateLimit(PostgresStore(postgres_url), RATE, 1000).close()  # creates the bucket's table
     for worker in workers:
@@ -235,8 +235,8 @@ def test_a_second_run_of_the_same_day_waits_in_the_queue_with_postgres_storage(t
 
 
 def test_preflight_reads_the_postgres_bucket_and_names_an_unreachable_one(postgres_url):
-    from nh_assets.preflight import Level, check_rate_limit
-    from nh_assets.resources.rate_limit_stores import PostgresStore
+    from nh_assets.operations.preflight import Level, check_rate_limit
+    from nh_assets.gemini.rate_limit_stores import PostgresStore
     from nh_assets_tests.dagster_server import free_port
 
     healthy = check_rate_limit(PostgresStore(postgres_url), 50, 1000)

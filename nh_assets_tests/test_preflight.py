@@ -13,9 +13,8 @@ import dagster as dg
 import pytest
 
 from nh_assets import definitions
-from nh_assets.operations import build_operations_definitions
 from nh_assets.pools import apply_pool_limits
-from nh_assets.preflight import (
+from nh_assets.operations.preflight import (
     Level,
     check_cloudflare_token,
     check_data_root,
@@ -25,8 +24,8 @@ from nh_assets.preflight import (
     check_rate_limit,
     check_wrangler,
 )
-from nh_assets.resources.rate_limit import SharedRateLimit
-from nh_assets.resources.rate_limit_stores import SQLiteStore
+from nh_assets.gemini.rate_limit import SharedRateLimit
+from nh_assets.gemini.rate_limit_stores import SQLiteStore
 from nh_assets.settings import REPO_ROOT, load_settings
 
 SECRET = "AIza-preflight-secret-0042"
@@ -187,7 +186,7 @@ def test_instance_verdicts(dagster_home):
 
 def _cli(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "nh_assets.preflight"],
+        [sys.executable, "-m", "nh_assets.operations.preflight"],
         env=env,
         cwd=REPO_ROOT,
         capture_output=True,
@@ -221,7 +220,6 @@ def test_cli_exit_codes_and_no_secrets(settings_env, bin_dir, tmp_path, dagster_
 def test_preflight_job_records_verdicts(settings_env, registry, instance, bin_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("GEMINI_API_KEY", SECRET)
     monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)
-    monkeypatch.setattr(definitions, "EXTENSIONS", [build_operations_definitions])
     good = {**settings_env, "NH_GEMINI_CLI": str(bin_dir / "gemini"), "NH_WRANGLER_CLI": str(tmp_path / "no-wrangler")}
 
     defs = definitions.build_definitions(load_settings(good), registry)

@@ -12,9 +12,8 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetC
 import pytest
 
 from nh_assets import definitions
-from nh_assets.checks import PAYLOAD_CHECK
-from nh_assets.operations import build_operations_definitions
-from nh_assets.resources.wrangler import classify_deploy_error, parse_deploy_output
+from nh_assets.formats.site_payload import PAYLOAD_CHECK
+from nh_assets.publishing.wrangler import classify_deploy_error, parse_deploy_output
 from nh_assets.settings import REPO_ROOT, load_settings
 
 DAY = "2026-11-20"
@@ -37,7 +36,6 @@ def fake_wrangler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
 
 def _defs(settings_env, registry, fake_wrangler, monkeypatch, **env):
     settings = load_settings({**settings_env, "NH_WRANGLER_CLI": str(fake_wrangler["cli"]), **env})
-    monkeypatch.setattr(definitions, "EXTENSIONS", [build_operations_definitions])
     return settings, definitions.build_definitions(settings, registry)
 
 

@@ -19,17 +19,18 @@ from pydantic import ValidationError
 
 from nh_assets.registry import (
     CONCURRENCY_LIMITS,
-    DEFAULT_REGISTRY_PATH,
-    EXIT_INVALID,
     WAVES,
     Dependency,
     PromptSpec,
     Registry,
     RegistryError,
     load_registry,
-    registry_path_from_env,
 )
-from nh_assets.report_schema import REPORT_SECTIONS, TAG_CATEGORIES
+from nh_assets.registry.__main__ import EXIT_INVALID
+from nh_assets.prompts.rendering import render_prompt
+from nh_assets.settings import DEFAULT_REGISTRY_PATH, registry_path_from_env
+from nh_assets_tests.registry_order import ids, topological_order, waves
+from nh_assets.formats.vocabulary import REPORT_SECTIONS, TAG_CATEGORIES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CASES_DIR = Path(__file__).resolve().parent / "registry_cases"
@@ -95,17 +96,17 @@ def shipped() -> Registry:
 
 def test_shipped_registry_has_the_22_prompts_in_wave_order(shipped: Registry) -> None:
     assert len(shipped.prompts) == 22
-    assert len(set(shipped.ids())) == 22
+    assert len(set(ids(shipped))) == 22
     wave_index = [WAVES.index(spec.wave) for spec in shipped.prompts]
     assert wave_index == sorted(wave_index)
-    waves = shipped.waves()
-    assert list(waves) == list(WAVES)
-    assert [len(waves[w]) for w in WAVES] == [18, 1, 1, 1, 1]
+    by_wave = waves(shipped)
+    assert list(by_wave) == list(WAVES)
+    assert [len(by_wave[w]) for w in WAVES] == [18, 1, 1, 1, 1]
 
 
 def test_shipped_registry_is_acyclic_and_ordered(shipped: Registry) -> None:
-    order = [spec.prompt_id for spec in shipped.topological_order()]
-    assert sorted(order) == sorted(shipped.ids())
+    order = [spec.prompt_id for spec in topological_order(shipped)]
+    assert sorted(order) == sorted(ids(shipped))
     for spec in shipped.prompts:
         for dep in spec.depends_on:
             if dep.prompt_id != spec.prompt_id:
@@ -136,8 +137,11 @@ def test_shipped_dependencies_follow_the_design(shipped: Registry) -> None:
 
 
 def test_shipped_prompts_match_the_report_schema(shipped: Registry) -> None:
-    report_prompt = shipped.by_id("daily_aggregator").prompt
-    positions = [report_prompt.index(section) for section in REPORT_SECTIONS]
+    report = shipped.by_id("daily_aggregator")
+    assert report.required_sections == REPORT_SECTIONS
+    # What the model is told: the registry's sections, in order, after the row's prompt.
+    report_prompt = render_prompt(report, "2026-11-20", []).text
+    positions = [report_prompt.index(f"- {section}\n") for section in REPORT_SECTIONS]
     assert positions == sorted(positions)
     tag_prompt = shipped.by_id("tag_extractor").prompt
     assert all(category in tag_prompt for category in TAG_CATEGORIES)
@@ -267,7 +271,7 @@ def test_prompt_escapes_become_real_characters(tmp_path: Path) -> None:
 def test_self_dependency_on_earlier_days_is_allowed(tmp_path: Path) -> None:
     path = _write(tmp_path, HEADER, _row("alpha", depends_on="alpha@-1, beta"), _row("beta"))
     registry = load_registry(path)
-    assert [spec.prompt_id for spec in registry.topological_order()] == ["beta", "alpha"]
+    assert [spec.prompt_id for spec in topological_order(registry)] == ["beta", "alpha"]
     assert [str(dep) for dep in registry.by_id("alpha").depends_on] == ["alpha@-1", "beta"]
 
 
@@ -312,7 +316,7 @@ def test_prompt_spec_helpers_and_immutability(shipped: Registry) -> None:
     spec = shipped.by_id("ai_ecosystem_watch")
     assert spec.uses_llm and spec.approval_mode == "default"
     yolo = spec.model_copy(update={"tools": ("google_web_search", "yolo")})
-    assert yolo.approval_mode == "yolo" and yolo.allowed_tools == ("google_web_search",)
+    assert yolo.approval_mode == "yolo"
     with pytest.raises(ValidationError):
         spec.temperature = 1.0  # type: ignore[misc]
     with pytest.raises(ValueError):
@@ -328,4 +332,4 @@ def test_registry_path_comes_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path:
     path = _write(tmp_path, HEADER, _row("alpha"))
     monkeypatch.setenv("NH_REGISTRY", str(path))
     assert registry_path_from_env() == path
-    assert load_registry().ids() == ("alpha",)
+    assert ids(load_registry(registry_path_from_env())) == ("alpha",)

@@ -6,7 +6,6 @@ import dagster as dg
 import pytest
 
 from nh_assets import definitions
-from nh_assets.operations import build_operations_definitions
 from nh_assets.settings import load_settings
 
 TODAY = datetime.now(timezone.utc).date()  # NH_TIMEZONE=UTC in these tests
@@ -19,7 +18,6 @@ PROMPTS = ("ai_ecosystem_watch", "daily_aggregator", "tag_extractor", "site_payl
 def setup(settings_env, registry, monkeypatch):
     env = {**settings_env, "NH_PARTITION_START": (TODAY - timedelta(days=30)).isoformat(), "NH_RETENTION_DAYS": "30"}
     settings = load_settings(env)
-    monkeypatch.setattr(definitions, "EXTENSIONS", [build_operations_definitions])
     return settings, definitions.build_definitions(settings, registry)
 
 

@@ -15,12 +15,13 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from nh_assets.alerts import WEBHOOK_ENV_VAR, FailureAlertResource, alert_resource_from_env
+from nh_assets.operations.alerts import WEBHOOK_ENV_VAR, FailureAlertResource, alert_resource
 from nh_assets.definitions import DAILY_JOB_NAME, build_definitions
 from nh_assets.registry import load_registry
-from nh_assets.resources.data_layout import DataLayoutResource
-from nh_assets.schedules import DAILY_SCHEDULE_NAME, DEADLINE_JOB_NAME, DEADLINE_SCHEDULE_NAME
-from nh_assets.sensors import AUTOMATION_SENSOR_NAME, FAILURE_SENSOR_NAME
+from nh_assets.data_layout import DataLayoutResource
+from nh_assets.operations.report_deadline import DEADLINE_JOB_NAME, DEADLINE_SCHEDULE_NAME
+from nh_assets.operations.schedules import DAILY_SCHEDULE_NAME
+from nh_assets.operations.sensors import AUTOMATION_SENSOR_NAME, FAILURE_SENSOR_NAME
 from nh_assets.settings import REPO_ROOT, load_settings
 from nh_assets_tests.fakes import pipeline_env
 
@@ -222,10 +223,14 @@ def test_without_a_webhook_only_the_summary_is_written(failed_run):
     assert _summary_file(failed_run).is_file()
 
 
-def test_the_webhook_url_is_wired_as_a_secret(monkeypatch):
-    assert alert_resource_from_env({}).webhook_url == ""
-    monkeypatch.setenv(WEBHOOK_ENV_VAR, "http://127.0.0.1:9" + SECRET_PATH)
-    resource = alert_resource_from_env()
+def test_the_webhook_url_is_wired_as_a_secret(tmp_path):
+    env = pipeline_env(tmp_path)
+    env.pop(WEBHOOK_ENV_VAR, None)
+    assert alert_resource(load_settings(env)).webhook_url == ""
+    env[WEBHOOK_ENV_VAR] = "http://127.0.0.1:9" + SECRET_PATH
+    settings = load_settings(env)
+    resource = alert_resource(settings)
     assert isinstance(resource.webhook_url, dg.EnvVar) and resource.webhook_url.env_var_name == WEBHOOK_ENV_VAR
-    assert SECRET_PATH not in repr(resource)
-    assert alert_resource_from_env({"NH_DAGSTER_UI_URL": "http://127.0.0.1:3001"}).ui_url == "http://127.0.0.1:3001"
+    assert SECRET_PATH not in repr(resource) and SECRET_PATH not in repr(settings)
+    env["NH_DAGSTER_UI_URL"] = "http://127.0.0.1:3001"
+    assert alert_resource(load_settings(env)).ui_url == "http://127.0.0.1:3001"

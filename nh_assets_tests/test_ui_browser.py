@@ -24,7 +24,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from nh_assets.partitions import daily_partitions
-from nh_assets.report_schema import REPORT_SECTIONS
+from nh_assets.formats.vocabulary import REPORT_SECTIONS
 from nh_assets_tests.browser import Screenshots, wait_for_backfill, wait_for_run
 from nh_assets_tests.dagster_server import DagsterServer, running_dagster
 from nh_assets_tests.fakes import FAKE_WRANGLER, install_fake, pipeline_env

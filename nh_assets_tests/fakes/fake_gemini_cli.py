@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from nh_assets.demo_gemini_api import count_tokens, render_fake_response
+from nh_assets.demo.api import count_tokens, render_fake_response
 
 
 def _flag(argv: list[str], name: str) -> str | None:

@@ -1,0 +1,42 @@
+"""``python -m nh_assets.demo``: serve the fake Gemini API on 127.0.0.1 for demo mode.
+
+``scripts/dev.sh --demo`` starts it beside ``dagster dev`` and points the pipeline at it
+(``NH_DEMO=1``, ``NH_GEMINI_API_URL``); the Gemini resource only ever sees that base URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from nh_assets.demo.api import FakeGeminiAPI
+
+DEFAULT_PORT = 8765
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m nh_assets.demo",
+        description="Serve the NeuroHelix fake Gemini API on 127.0.0.1 (demo mode).",
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port on 127.0.0.1 (0 = random)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds to sleep before each answer")
+    parser.add_argument("--log", default=None, help="append one JSON line per request to this file")
+    args = parser.parse_args(argv)
+    try:
+        api = FakeGeminiAPI(latency_s=args.latency, log_path=args.log, port=args.port).start()
+    except OSError as exc:
+        parser.exit(2, f"demo: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc} — pick another --port\n")
+    print(api.base_url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        api.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

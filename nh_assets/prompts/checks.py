@@ -1,0 +1,85 @@
+"""Asset checks on the day's artifacts, built from the registry rows and the formats table.
+
+What is checked comes from two explicit places, never from the prompt's prose:
+
+- the row's ``output_format`` (``formats.FORMATS``): its rules, e.g. markdown and html have a body
+  and no Gemini CLI error text, tags are valid JSON of the fixed categories, the payload matches
+  its schema and is dated with its partition;
+- the row's registry columns: ``required_sections`` adds a check that every listed ``##`` section
+  is present, and ``blocks_publishing`` makes the row's checks blocking.
+
+The checks are declared on the prompt assets (``check_specs_for``) and judged inside the asset's
+own step on the bytes it has just written (``evaluate_checks``): no extra step, process or
+file read per check, and a check always judges the artifact its asset produced. The price is
+that a check cannot re-run alone; re-materializing the partition re-judges it.
+
+When a blocking check fails, Dagster records the materialization and the verdict, then fails the
+step, so nothing downstream runs in that run; across runs ``site_deployment`` waits for them
+through ``AutomationCondition.all_deps_blocking_checks_passed()``.
+
+The check specs carry the asset's ``partitions_def`` (a preview feature of Dagster 1.13): only
+then is a verdict stored for its partition, so each day's artifact has its own verdict,
+re-materializing one day never overwrites another day's, and ``check_passed()`` in automation
+conditions is per partition.
+"""
+
+import warnings
+
+import dagster as dg
+
+from nh_assets.formats import FORMATS, Rule
+from nh_assets.formats.markdown import judge_sections
+from nh_assets.registry import PromptSpec
+
+SECTIONS_CHECK = "has_required_sections"
+
+
+def _rules_for(spec: PromptSpec) -> list[Rule]:
+    rules = list(FORMATS[spec.output_format].rules())
+    sections = spec.required_sections
+    if sections:
+        rules.append(
+            Rule(
+                SECTIONS_CHECK,
+                f"Has every required ## section: {', '.join(sections)}.",
+                lambda text, _day: judge_sections(text, sections),
+            )
+        )
+    return rules
+
+
+def check_specs_for(spec: PromptSpec, *, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    """The checks the row's asset declares; ``partitions_def`` is the asset's own."""
+    # Partitioned checks are a preview feature in 1.13; they are what a daily artifact needs
+    # (see the module docstring), so the warning is silenced here rather than for every load.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [
+            dg.AssetCheckSpec(
+                rule.name,
+                asset=spec.prompt_id,
+                description=rule.description,
+                blocking=spec.blocks_publishing,
+                partitions_def=partitions_def,
+                metadata={"nh.output_template": spec.expected_outputs, "nh.registry_line": spec.line},
+            )
+            for rule in _rules_for(spec)
+        ]
+
+
+def evaluate_checks(spec: PromptSpec, text: str, day: str) -> list[dg.AssetCheckResult]:
+    """One result per spec of ``check_specs_for``, judging ``text``: the artifact just written for ``day``."""
+    results = []
+    for rule in _rules_for(spec):
+        verdict = rule.judge(text, day)
+        results.append(
+            dg.AssetCheckResult(
+                asset_key=spec.prompt_id,
+                check_name=rule.name,
+                passed=verdict.passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=" ".join(f"{spec.prompt_id} {day}: {verdict.description}".split()),
+                metadata=verdict.metadata,
+            )
+        )
+    return results
