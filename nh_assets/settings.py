@@ -72,13 +72,9 @@ class Settings(BaseModel):
     site_build_command: str = Field(description="NH_SITE_BUILD_COMMAND: optional command run before deploying.")
     cloudflare_project: str = Field(description="NH_CLOUDFLARE_PROJECT: Cloudflare Pages project name.")
     wrangler_cli: str = Field(description="NH_WRANGLER_CLI: path or name of the wrangler executable.")
-    cloudflare_token_set: bool = Field(
-        description="Whether CLOUDFLARE_API_TOKEN is set; only its presence is read here, Dagster resolves the "
-        "value at execution (dg.EnvVar)."
-    )
-    alert_webhook_set: bool = Field(
-        description="Whether NH_ALERT_WEBHOOK is set; the URL itself is a secret, resolved at execution."
-    )
+    # Secrets: only their presence is read at load; Dagster resolves the values at execution (dg.EnvVar).
+    cloudflare_token_set: bool = Field(description="CLOUDFLARE_API_TOKEN is set: deploy the site.")
+    alert_webhook_set: bool = Field(description="NH_ALERT_WEBHOOK is set: post failure alerts.")
     ui_url: str = Field(description="NH_DAGSTER_UI_URL: base URL of the Dagster UI, for links in alerts.")
 
     @field_validator("executor_start_method", "executor", "rate_limit_backend")

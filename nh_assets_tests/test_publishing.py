@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import stat
 import sys
 from datetime import datetime, timezone
@@ -35,7 +36,8 @@ def fake_wrangler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, 
 
 
 def _defs(settings_env, registry, fake_wrangler, monkeypatch, **env):
-    settings = load_settings({**settings_env, "NH_WRANGLER_CLI": str(fake_wrangler["cli"]), **env})
+    # Settings read the environment at load: the token a test exported counts, as for an operator.
+    settings = load_settings({**os.environ, **settings_env, "NH_WRANGLER_CLI": str(fake_wrangler["cli"]), **env})
     return settings, definitions.build_definitions(settings, registry)
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from nh_assets.definitions import DAILY_JOB_NAME, build_definitions
 from nh_assets.settings import load_settings
+from nh_assets_tests.dagster_server import free_port
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY1, DAY2 = "2026-11-21", "2026-11-22"
@@ -111,8 +112,20 @@ def _materialize_one(env: dict[str, str], cwd: Path, asset: str = "ai_ecosystem_
 
 
 def test_demo_mode_runs_without_credentials_and_says_it_is_fake(tmp_path, dagster_home, gemini_cli_path):
-    env = _operator_env(tmp_path, dagster_home, gemini_cli_path, NH_DEMO="1")
-    result = _materialize_one(env, tmp_path)
+    port = free_port()
+    # The demo API as an operator starts it (scripts/dev.sh --demo): a process of its own.
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "nh_assets.demo", "--port", str(port)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert demo.stdout.readline().strip() == f"http://127.0.0.1:{port}"
+        env = _operator_env(
+            tmp_path, dagster_home, gemini_cli_path, NH_DEMO="1", NH_GEMINI_API_URL=f"http://127.0.0.1:{port}"
+        )
+        result = _materialize_one(env, tmp_path)
+    finally:
+        demo.terminate()
+        demo.wait(timeout=30)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     text = (tmp_path / f"data/outputs/daily/{DAY2}/ai_ecosystem_watch.md").read_text()
     assert "demo: true" in text.split("---\n", 2)[1]
@@ -132,5 +145,12 @@ def test_without_credentials_the_real_cli_fails_once_with_the_fix(tmp_path, dags
     output = result.stdout + result.stderr
     assert "Gemini auth: exit 41: Please set an Auth method" in output
     assert "fix: export GEMINI_API_KEY" in output and "NH_DEMO=1" in output
+
+
+def test_demo_mode_without_the_demo_api_is_a_one_line_settings_error(tmp_path, dagster_home, gemini_cli_path):
+    env = _operator_env(tmp_path, dagster_home, gemini_cli_path, NH_DEMO="1")
+    result = _materialize_one(env, tmp_path)
+    assert result.returncode != 0
+    assert "NH_DEMO=1 needs the demo API" in result.stderr and "scripts/dev.sh --demo" in result.stderr
     assert "STEP_UP_FOR_RETRY" not in output
     assert not (tmp_path / f"data/outputs/daily/{DAY2}/ai_ecosystem_watch.md").exists()

@@ -31,9 +31,10 @@ class FailureKind(str, enum.Enum):
 
 
 _FIXES = {
-    FailureKind.CLI_MISSING: "install it with `npm install -g @google/gemini-cli@0.61.0`, set NH_GEMINI_CLI "
-    "to its path, or set NH_DEMO=1 to use the project's fake Gemini",
-    FailureKind.AUTH: "export GEMINI_API_KEY (or log in once with `gemini` interactively), or set NH_DEMO=1",
+    FailureKind.CLI_MISSING: "install it with `npm install -g @google/gemini-cli@0.61.0` (or `bash scripts/setup.sh`) "
+    "and set NH_GEMINI_CLI to its path; `bash scripts/dev.sh --demo` (NH_DEMO=1) sets all of it up",
+    FailureKind.AUTH: "export GEMINI_API_KEY (or log in once with `gemini` interactively), or run the demo: "
+    "`bash scripts/dev.sh --demo` (NH_DEMO=1 with the project's fake Gemini API)",
     FailureKind.CONFIG: "check the registry row's model and tools and the CLI's settings.json",
     FailureKind.UNTRUSTED_FOLDER: "the CLI refused its working folder; keep skip_trust on or set "
     "GEMINI_CLI_TRUST_WORKSPACE=true",

@@ -163,16 +163,13 @@ class PromptSpec(BaseModel):
                 f"or {BUILTIN_MODEL} for a deterministic Python asset"
             )
         fmt = FORMATS.get(info.data.get("output_format", ""))
-        if fmt is not None and value == BUILTIN_MODEL and fmt.uses_model:
+        if fmt is not None and (value == BUILTIN_MODEL) == fmt.uses_model:
+            computed = " or ".join(f.name for f in FORMATS.values() if not f.uses_model)
             raise ValueError(
-                f"{BUILTIN_MODEL} is only allowed with output_format "
-                f"{' or '.join(f.name for f in FORMATS.values() if not f.uses_model)} "
-                f"(this row has {fmt.name}) — name a Gemini model"
-            )
-        if fmt is not None and value != BUILTIN_MODEL and not fmt.uses_model:
-            raise ValueError(
-                f"output_format {fmt.name} is computed in Python, not by {value} — "
-                f"set model to {BUILTIN_MODEL}"
+                f"{BUILTIN_MODEL} is only allowed with output_format {computed} (this row has {fmt.name}) "
+                "— name a Gemini model"
+                if value == BUILTIN_MODEL
+                else f"output_format {fmt.name} is computed in Python, not by {value} — set model to {BUILTIN_MODEL}"
             )
         return value
 
