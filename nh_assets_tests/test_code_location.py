@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from nh_assets.definitions import build_definitions
+from nh_assets.pools import pool_name
 from nh_assets_tests.registry_order import ids
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -49,7 +50,7 @@ def test_assets_are_grouped_by_wave_with_pools_and_code_versions(settings, regis
         node = nodes[spec.prompt_id]
         assert node.group_name == spec.wave
         assert node.code_version and len(node.code_version) == 16
-        assert node.pools == ({f"gemini_{spec.concurrency_class}"} if spec.uses_llm else set())
+        assert node.pools == ({pool_name(spec.concurrency_class)} if spec.uses_llm else set())
         assert {p.to_user_string() for p in node.parent_keys} == {d.prompt_id for d in spec.depends_on}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from nh_assets.artifacts import strip_front_matter
 from nh_assets.artifacts import sha256_file
 from nh_assets.definitions import DAILY_JOB_NAME, build_definitions
 from nh_assets.formats.vocabulary import REPORT_SECTIONS
@@ -67,7 +68,7 @@ def test_yesterdays_ideas_reach_novelty_filter(two_days):
     prompt = two_days["calls"][("novelty_filter", DAY2)]["prompt"]
     yesterday = (two_days["data"] / f"outputs/daily/{DAY1}/concept_synthesizer.md").read_text()
     assert f"concept_synthesizer for {DAY1}" in prompt
-    body = yesterday.split("---\n", 2)[2].strip()
+    body = strip_front_matter(yesterday).strip()
     assert body.splitlines()[0] in prompt
     # On the first day of history there is nothing from the day before: noted, not fatal.
     first = two_days["calls"][("novelty_filter", DAY1)]["prompt"]

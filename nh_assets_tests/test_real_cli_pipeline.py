@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from nh_assets.artifacts import strip_front_matter
 from nh_assets.definitions import DAILY_JOB_NAME, build_definitions
 from nh_assets.settings import load_settings
 from nh_assets_tests.dagster_server import free_port
@@ -80,11 +81,11 @@ def test_full_day_through_the_real_cli(day_one, tmp_path, dagster_home, registry
             assert meta["gemini.total_tokens"].value == usage["totalTokenCount"], prompt_id
             assert meta["gemini.demo"].value is False
 
-    yesterday = (data / f"outputs/daily/{DAY1}/concept_synthesizer.md").read_text().split("---\n", 2)[2].strip()
+    yesterday = strip_front_matter((data / f"outputs/daily/{DAY1}/concept_synthesizer.md").read_text()).strip()
     novelty_prompt = requests["novelty_filter"]["prompt"]
     assert f"concept_synthesizer for {DAY1}" in novelty_prompt
     assert yesterday.splitlines()[2] in novelty_prompt
-    report = (data / f"reports/daily_report_{DAY1}.md").read_text().split("---\n", 2)[2].strip()
+    report = strip_front_matter((data / f"reports/daily_report_{DAY1}.md").read_text()).strip()
     continuity_prompt = requests["continuity_builder"]["prompt"]
     assert f"daily_aggregator for {DAY1}" in continuity_prompt
     assert report.splitlines()[-1] in continuity_prompt
@@ -145,12 +146,12 @@ def test_without_credentials_the_real_cli_fails_once_with_the_fix(tmp_path, dags
     output = result.stdout + result.stderr
     assert "Gemini auth: exit 41: Please set an Auth method" in output
     assert "fix: export GEMINI_API_KEY" in output and "NH_DEMO=1" in output
+    assert "STEP_UP_FOR_RETRY" not in output
+    assert not (tmp_path / f"data/outputs/daily/{DAY2}/ai_ecosystem_watch.md").exists()
 
 
-def test_demo_mode_without_the_demo_api_is_a_one_line_settings_error(tmp_path, dagster_home, gemini_cli_path):
+def test_demo_mode_without_the_demo_api_is_a_settings_error_naming_the_fix(tmp_path, dagster_home, gemini_cli_path):
     env = _operator_env(tmp_path, dagster_home, gemini_cli_path, NH_DEMO="1")
     result = _materialize_one(env, tmp_path)
     assert result.returncode != 0
     assert "NH_DEMO=1 needs the demo API" in result.stderr and "scripts/dev.sh --demo" in result.stderr
-    assert "STEP_UP_FOR_RETRY" not in output
-    assert not (tmp_path / f"data/outputs/daily/{DAY2}/ai_ecosystem_watch.md").exists()
