@@ -9,17 +9,24 @@ import dagster as dg
 import pytest
 
 from nh_assets.artifacts import write_atomic
-from nh_assets.definitions import build_definitions
+from nh_assets.data_layout import DataLayoutResource
+from nh_assets.definitions import gemini_resource
+from nh_assets.prompts.definitions import build_prompt_graph
 
 DAY = "2026-11-20"
 ASSET = "ai_ecosystem_watch"  # no upstream, max_retries 3 in the shipped registry
 
 
 def _materialize(settings, registry, instance, **gemini_options):
-    defs = build_definitions(settings, registry, retry_base_s=0.05, rate_limit_backoff_s=0.05, **gemini_options)
-    job = defs.resolve_implicit_global_asset_job_def()
-    return job.execute_in_process(
-        partition_key=DAY, instance=instance, asset_selection=[dg.AssetKey(ASSET)], raise_on_error=False
+    """The one asset, alone, with the resources the code location would give it."""
+    (asset,) = [a for a in build_prompt_graph(settings, registry).assets if a.key == dg.AssetKey(ASSET)]
+    gemini = gemini_resource(settings, retry_base_s=0.05, rate_limit_backoff_s=0.05, **gemini_options)
+    return dg.materialize(
+        [asset],
+        partition_key=DAY,
+        instance=instance,
+        resources={"gemini": gemini, "layout": DataLayoutResource(root=str(settings.data_root))},
+        raise_on_error=False,
     )
 
 

@@ -179,6 +179,10 @@ class FakeGeminiAPI:
         """The HTTP status to answer this generation request with instead of a reply, or None."""
         return None
 
+    def answer(self, model: str, prompt: str) -> str:
+        """The model's text for this generation request; the tests' models override it."""
+        return render_fake_response(prompt)
+
     def _record(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False)
         with self._lock:
@@ -275,7 +279,7 @@ def _make_handler(api: FakeGeminiAPI) -> type[BaseHTTPRequestHandler]:
                 self._send_json(status, _error_body(status))
                 return
 
-            text = render_fake_response(prompt)
+            text = api.answer(model, prompt)
             p, c = count_tokens(prompt), count_tokens(text)
             usage = {"promptTokenCount": p, "candidatesTokenCount": c, "totalTokenCount": p + c}
             self._record(parts.path, model, prompt, 200, method, text, usage)
