@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REGISTRY_PATH = REPO_ROOT / "registry" / "prompts.tsv"
+DEFAULT_SYSTEM_PROMPT_PATH = REPO_ROOT / "registry" / "system_prompt.md"
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -56,6 +57,7 @@ class Settings(BaseModel):
         "else NH_POSTGRES_URL); the URL itself stays in the environment, never in config or logs."
     )
     workdir_root: Path = Field(description="NH_WORKDIR_ROOT: parent of the CLI's empty working dirs.")
+    system_prompt: Path = Field(description="NH_SYSTEM_PROMPT: the system prompt every model call gets.")
     max_gemini_processes: int = Field(ge=1, description="NH_MAX_GEMINI_PROCESSES: CLI processes at once, machine-wide.")
     executor: str = Field(
         description="NH_EXECUTOR: multiprocess (steps in processes on this machine) or celery (steps on "
@@ -150,6 +152,18 @@ def _default_timezone(env: dict[str, str]) -> str:
     return "UTC"
 
 
+def _system_prompt(env: dict[str, str]) -> Path:
+    """The CLI would otherwise send its own 23 KB coding-agent prompt: a missing file is an error
+    at load, not a silent fallback."""
+    path = Path(env.get("NH_SYSTEM_PROMPT") or DEFAULT_SYSTEM_PROMPT_PATH).expanduser().resolve()
+    if not path.is_file() or not path.read_text(encoding="utf-8").strip():
+        raise SettingsError(
+            f"NH_SYSTEM_PROMPT: {path} is missing or empty — point it at a system prompt file "
+            f"(the repo ships {DEFAULT_SYSTEM_PROMPT_PATH.relative_to(REPO_ROOT)})"
+        )
+    return path
+
+
 def registry_path_from_env(env: dict[str, str] | None = None) -> Path:
     """$NH_REGISTRY if set, else the registry shipped with the repo. Separate from
     ``load_settings`` so that validating a registry never depends on the rest of the settings."""
@@ -195,6 +209,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "rate_limit_backend": backend,
         "rate_limit_url_env": url_env,
         "workdir_root": Path(env.get("NH_WORKDIR_ROOT") or home / "gemini_workdirs"),
+        "system_prompt": _system_prompt(env),
         "max_gemini_processes": env.get("NH_MAX_GEMINI_PROCESSES") or 4,
         "executor": executor,
         "executor_start_method": env.get("NH_EXECUTOR_START_METHOD") or "forkserver",

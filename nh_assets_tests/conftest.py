@@ -13,7 +13,7 @@ import pytest
 
 from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT, load_settings
-from nh_assets_tests.fakes import install_fake
+from nh_assets_tests.fakes import install_fake, shared_fake_api
 
 pytest_plugins = ["nh_assets_tests.gemini_api_fixtures", "nh_assets_tests.browser", "nh_assets_tests.postgres_fixtures"]
 
@@ -57,6 +57,7 @@ def settings_env(tmp_path: Path, dagster_home: Path, fake_cli: Path) -> dict[str
         "NH_PARTITION_START": "2026-11-01",
         "NH_TIMEZONE": "UTC",
         "NH_DEMO": "0",
+        "NH_GEMINI_API_URL": shared_fake_api().base_url,
     }
 
 

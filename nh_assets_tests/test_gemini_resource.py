@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from nh_assets.gemini.resource import GeminiCLIResource
+from nh_assets.gemini.call import ALIAS, ModelCall
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
+from nh_assets.gemini.resource import GeminiCLIResource
+from nh_assets_tests.fakes import shared_fake_api
 
 PROMPT = "NEUROHELIX PROMPT: ai_ecosystem_watch\nDATE: 2026-11-20\nRESPONSE FORMAT: markdown\n\nSummarise."
 
@@ -21,16 +24,16 @@ def _resource(tmp_path: Path, cli: Path | str, **overrides) -> GeminiCLIResource
         rate_limit_db=str(tmp_path / "rate.sqlite"),
         workdir_root=str(tmp_path / "workdirs"),
         kill_grace_s=1.0,
+        api_base_url=shared_fake_api().base_url,
     )
     fields.update(overrides)
     return GeminiCLIResource(**fields)
 
 
-def _generate(resource: GeminiCLIResource, **kwargs):
-    args = dict(prompt=PROMPT, model="gemini-2.5-flash", timeout_s=20)
-    args.update(kwargs)
+def _generate(resource: GeminiCLIResource, prompt: str = PROMPT, **call):
+    call = ModelCall(**{"model": "gemini-2.5-flash", "timeout_s": 20, **call})
     with dg.build_resources({"gemini": resource}) as resources, dg.build_asset_context() as context:
-        return resources.gemini.generate(context, **args)
+        return resources.gemini.generate(context, prompt=prompt, call=call)
 
 
 def _log(paths) -> list[dict]:
@@ -48,9 +51,57 @@ def test_success_parses_response_and_tokens(tmp_path, fake_cli, fake_cli_env):
     assert call["stdin"] == ""
     assert call["skip_trust"] is True
     assert call["approval_mode"] == "default"
-    # Its own fresh, empty working directory, removed afterwards.
-    assert call["cwd_entries"] == [] and Path(call["cwd"]).parent == tmp_path / "workdirs"
+    # Its own fresh working directory holding only the call's settings, removed afterwards.
+    assert call["cwd_entries"] == [".gemini"] and Path(call["cwd"]).parent == tmp_path / "workdirs"
     assert not Path(call["cwd"]).exists()
+    # One answered call, one request through the rate gate, reconciled with the CLI's stats.
+    assert result.gate.total == 1 and dict(result.gate.requests) == {"gemini-2.5-flash": 1}
+    assert result.warnings == []
+
+
+def test_the_rows_tools_temperature_and_thinking_reach_the_cli_settings(tmp_path, fake_cli, fake_cli_env):
+    _generate(_resource(tmp_path, fake_cli), tools=("google_web_search",), temperature=0.3, thinking_budget=0)
+    (call,) = _log(fake_cli_env)
+    settings = call["workspace_settings"]
+    assert settings["tools"]["core"] == ["google_web_search"]
+    alias = settings["modelConfigs"]["customAliases"][ALIAS]
+    assert alias["extends"] == "chat-base" and alias["modelConfig"]["model"] == "gemini-2.5-flash"
+    assert alias["modelConfig"]["generateContentConfig"] == {"temperature": 0.3, "thinkingConfig": {"thinkingBudget": 0}}
+    _generate(_resource(tmp_path, fake_cli), tools=())
+    assert _log(fake_cli_env)[1]["workspace_settings"]["tools"]["core"] == []
+
+
+def test_every_api_request_of_a_call_takes_a_slot_and_is_reconciled(tmp_path, fake_cli, fake_cli_env, monkeypatch):
+    monkeypatch.setenv("FAKE_GEMINI_API_REQUESTS", "3")
+    result = _generate(_resource(tmp_path, fake_cli))
+    assert result.gate.total == 3 and result.warnings == []
+    assert result.metadata()["gemini.api_requests"].value == 3
+    from nh_assets.gemini.rate_limit_stores import SQLiteStore
+    from nh_assets.gemini.rate_limit import SharedRateLimit
+
+    bucket = SharedRateLimit(SQLiteStore(tmp_path / "rate.sqlite"), 50, 1000)
+    try:
+        assert bucket.usage()["last_minute"] == 3
+    finally:
+        bucket.close()
+
+
+def test_a_day_cap_reached_inside_a_call_stops_it_at_the_gate(tmp_path, fake_cli, fake_cli_env, monkeypatch):
+    from nh_assets.gemini.rate_limit import SharedRateLimit
+    from nh_assets.gemini.rate_limit_stores import SQLiteStore
+
+    # One request made earlier today (outside the minute window) by some other process.
+    SharedRateLimit(SQLiteStore(tmp_path / "rate.sqlite"), per_minute=5, per_day=6).close()
+    earlier = int(time.time() * 1000) - 10 * 60 * 1000
+    with sqlite3.connect(tmp_path / "rate.sqlite") as conn:
+        conn.executemany("INSERT INTO gemini_requests (name, item_timestamp) VALUES ('gemini', ?)", [(earlier,)] * 4)
+    monkeypatch.setenv("FAKE_GEMINI_API_REQUESTS", "3")
+    with pytest.raises(GeminiFailure) as info:
+        _generate(_resource(tmp_path, fake_cli, rate_per_minute=5, rate_per_day=6))
+    # Two of the call's requests fitted in the day; the third was refused at the gate.
+    assert [call["outcome"] for call in _log(fake_cli_env)] == ["api_error"]
+    assert info.value.kind is FailureKind.DAILY_CAP and not info.value.kind.retryable
+    assert "NH_RATE_PER_DAY" in str(info.value)
 
 
 def test_yolo_only_when_the_row_asks(tmp_path, fake_cli, fake_cli_env):

@@ -96,6 +96,14 @@ class SharedRateLimit:
                 announced = True
             time.sleep(min(wait_s, 5.0))
 
+    def check_day_left(self) -> None:
+        """Raise ``DailyCapExceeded`` when today's cap is already used up: no CLI is started then."""
+        if self._day_rate in self._bucket.rates and self.usage()["last_day"] >= self.per_day:
+            raise DailyCapExceeded(
+                f"Gemini daily cap of {self.per_day} requests is used up (shared bucket "
+                f"{self.store.label}); raise NH_RATE_PER_DAY or rerun tomorrow"
+            )
+
     def usage(self) -> dict[str, int]:
         """How many requests the shared bucket counted in the last minute and day."""
         now = self._bucket.now()

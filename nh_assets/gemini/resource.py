@@ -1,17 +1,20 @@
 """The Gemini CLI as a Dagster resource: one rate-limited, time-boxed, classified call.
 
-Every prompt asset calls ``GeminiCLIResource.generate``. It runs the ``gemini`` executable
-headless (``-m MODEL -o json -p PROMPT``) with stdin closed, in a fresh empty working directory,
-with the parent environment passed through, after taking a slot from the machine-wide rate
-limit, and while holding one of the machine-wide CLI process slots (``process_slots.py``). A call
-that outlives its timeout has its whole process group killed. Failures come back as
-``GeminiFailure`` with a kind, a one-line cause and a fix; the asset decides whether to retry.
+Every prompt asset calls ``GeminiCLIResource.generate`` with the prompt and a ``ModelCall`` (the
+row's model, tools, temperature, thinking budget, approval mode, timeout). It runs the ``gemini``
+executable headless (``-o json -p PROMPT``) with stdin closed, in a fresh working directory whose
+``.gemini/settings.json`` says what the row says (``call``), with the NeuroHelix system prompt
+instead of the CLI's coding-agent one (``GEMINI_SYSTEM_MD``), while holding one of the
+machine-wide CLI process slots (``process_slots``). The CLI reaches the API only through the
+rate gate (``api_gate``), which takes a slot from the shared bucket for every request it makes,
+tool loops and retries included. A call that outlives its timeout has its whole process group
+killed (``subprocesses``). Failures come back as ``GeminiFailure`` with a kind, a one-line cause
+and a fix; the asset decides whether to retry.
 
-With ``api_base_url`` set (``NH_GEMINI_API_URL``) the same real CLI talks to that endpoint
-instead of Google, with a CLI home of our own (``cli_home``). Demo mode is only that: the
-project's fake API runs as its own process (``python -m nh_assets.demo``, started by
-``scripts/dev.sh --demo``), and ``demo`` labels everything produced as fake. This module knows
-nothing of the fake itself. The child process runs through ``subprocesses.run``.
+With ``api_base_url`` set (``NH_GEMINI_API_URL``) the gate forwards to that endpoint instead of
+Google, and the CLI gets a home of our own (``cli_home``). Demo mode is only that: the project's
+fake API runs as its own process (``python -m nh_assets.demo``, started by ``scripts/dev.sh
+--demo``), and ``demo`` labels everything produced as fake. This module knows nothing of the fake.
 """
 
 from __future__ import annotations
@@ -23,23 +26,21 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from nh_assets import subprocesses
+from nh_assets.gemini.api_gate import CODE_ASSIST_URL, GEMINI_API_URL, ApiGate, GateLedger, GateRefusal
+from nh_assets.gemini.call import ALIAS, ModelCall
 from nh_assets.gemini.cli_home import write_cli_home
-from nh_assets.gemini.failures import (
-    FailureKind,
-    GeminiFailure,
-    classify_exit,
-    classify_timeout,
-)
+from nh_assets.gemini.failures import FailureKind, GeminiFailure, classify_exit, classify_timeout
 from nh_assets.gemini.process_slots import ProcessSlots
 from nh_assets.gemini.rate_limit import DailyCapExceeded, RateLimitConfigError, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
+from nh_assets.gemini.usage import ModelUsage, total, usage_by_model, usage_metadata
 
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
 # The demo endpoint checks no key, but the CLI insists on one; never a real key sent to a fake.
@@ -47,42 +48,41 @@ _DEMO_API_KEY = "nh-demo-key-not-a-secret"
 # The pipeline's own infrastructure credentials: the CLI gets the parent environment for its auth
 # and proxies, but has no business with Dagster's database or the Celery broker.
 _NOT_FOR_THE_CLI = ("NH_POSTGRES_URL", "NH_RATE_LIMIT_POSTGRES_URL", "NH_CELERY_BROKER", "NH_CELERY_BACKEND")
+_REFUSAL_KINDS = {"daily_cap": FailureKind.DAILY_CAP, "store": FailureKind.RATE_LIMIT_STORE}
 
 
 @dataclass(frozen=True)
 class GeminiResult:
     response: str
     model: str
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int
+    usage: dict[str, ModelUsage]
+    gate: GateLedger
     duration_s: float
-    rate_limit_wait_s: float
     demo: bool
     process_slot_wait_s: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def input_tokens(self) -> int:
+        return total(self.usage).input_tokens
+
+    @property
+    def output_tokens(self) -> int:
+        return total(self.usage).output_tokens
+
+    @property
+    def total_tokens(self) -> int:
+        return total(self.usage).total_tokens
 
     def metadata(self) -> dict[str, dg.MetadataValue]:
         return {
             "gemini.model": dg.MetadataValue.text(self.model),
-            "gemini.input_tokens": dg.MetadataValue.int(self.input_tokens),
-            "gemini.output_tokens": dg.MetadataValue.int(self.output_tokens),
-            "gemini.total_tokens": dg.MetadataValue.int(self.total_tokens),
+            **usage_metadata(self.usage, gate_requests=self.gate.requests),
             "gemini.duration_s": dg.MetadataValue.float(round(self.duration_s, 3)),
-            "gemini.rate_limit_wait_s": dg.MetadataValue.float(round(self.rate_limit_wait_s, 3)),
+            "gemini.rate_limit_wait_s": dg.MetadataValue.float(round(self.gate.waited_s, 3)),
             "gemini.process_slot_wait_s": dg.MetadataValue.float(round(self.process_slot_wait_s, 3)),
             "gemini.demo": dg.MetadataValue.bool(self.demo),
         }
-
-
-def _token_counts(stats: dict) -> tuple[int, int, int]:
-    """Sum token counts over every model the CLI reports (it may route parts of a call)."""
-    totals = [0, 0, 0]
-    for model_stats in (stats.get("models") or {}).values():
-        tokens = model_stats.get("tokens") or {}
-        totals[0] += int(tokens.get("input", tokens.get("prompt", 0)) or 0)
-        totals[1] += int(tokens.get("candidates", 0) or 0)
-        totals[2] += int(tokens.get("total", 0) or 0)
-    return totals[0], totals[1], totals[2]
 
 
 def _parse_cli_json(stdout: str) -> dict:
@@ -96,6 +96,17 @@ def _parse_cli_json(stdout: str) -> dict:
     if not isinstance(doc, dict) or not isinstance(doc.get("response"), str):
         raise GeminiFailure(FailureKind.BAD_OUTPUT, "the CLI's JSON output has no 'response' text")
     return doc
+
+
+def reconcile(gate: GateLedger, usage: dict[str, ModelUsage]) -> list[str]:
+    """Differences between what crossed the gate and what the CLI says it sent, per model."""
+    models = sorted(set(gate.requests) | set(usage))
+    return [
+        f"{model}: {gate.requests.get(model, 0)} request(s) crossed the rate gate, the CLI reports "
+        f"{usage.get(model, ModelUsage()).requests}"
+        for model in models
+        if gate.requests.get(model, 0) != usage.get(model, ModelUsage()).requests
+    ]
 
 
 class GeminiCLIResource(dg.ConfigurableResource):
@@ -128,6 +139,9 @@ class GeminiCLIResource(dg.ConfigurableResource):
     retry_base_s: float = Field(default=5.0, description="First retry delay; doubles per retry, with jitter.")
     rate_limit_backoff_s: float = Field(default=120.0, description="First delay after a 429; doubles per retry.")
     kill_grace_s: float = Field(default=5.0, description="Seconds between SIGTERM and SIGKILL on timeout.")
+    system_prompt_path: str = Field(
+        default="", description="The NeuroHelix system prompt file, sent instead of the CLI's own (GEMINI_SYSTEM_MD)."
+    )
     no_relaunch: bool = Field(
         default=True,
         description="Set GEMINI_CLI_NO_RELAUNCH: the CLI otherwise re-execs a second node process "
@@ -137,6 +151,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
     _limiter: SharedRateLimit | None = PrivateAttr(default=None)
     _process_slots: ProcessSlots | None = PrivateAttr(default=None)
     _cli_home: Path | None = PrivateAttr(default=None)
+    _gates: dict[str, ApiGate] = PrivateAttr(default_factory=dict)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         slots_dir = Path(self.process_slots_dir or Path(self.rate_limit_db).parent / "gemini_process_slots")
@@ -146,6 +161,9 @@ class GeminiCLIResource(dg.ConfigurableResource):
             self._cli_home = write_cli_home(Path(tempfile.mkdtemp(prefix="cli-home-", dir=self.workdir_root)))
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        for gate in self._gates.values():
+            gate.close()
+        self._gates = {}
         if self._cli_home is not None:
             shutil.rmtree(self._cli_home, ignore_errors=True)
             self._cli_home = None
@@ -168,21 +186,40 @@ class GeminiCLIResource(dg.ConfigurableResource):
                 raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
         return self._limiter
 
+    def _open_gates(self, log) -> dict[str, ApiGate]:
+        """One gate per endpoint the CLI may use: the Gemini API (API-key auth, or the configured
+        endpoint) and, without a configured endpoint, Code Assist (a Google login)."""
+        if not self._gates:
+            limiter = self._shared_rate_limit()
+
+            def take_slot() -> float:
+                try:
+                    return limiter.acquire(log).waited_s
+                except DailyCapExceeded as exc:
+                    raise GateRefusal("daily_cap", str(exc)) from None
+                except (RateLimitStoreError, OSError) as exc:
+                    raise GateRefusal("store", f"the shared bucket failed: {exc}") from None
+
+            self._gates["GOOGLE_GEMINI_BASE_URL"] = ApiGate(self.api_base_url or GEMINI_API_URL, take_slot)
+            if not self.api_base_url:
+                self._gates["CODE_ASSIST_ENDPOINT"] = ApiGate(CODE_ASSIST_URL, take_slot)
+        return self._gates
+
     def _child_env(self) -> dict[str, str]:
         env = {name: value for name, value in os.environ.items() if name not in _NOT_FOR_THE_CLI}
         if self.no_relaunch:
             env["GEMINI_CLI_NO_RELAUNCH"] = "true"
+        # The per-call folder is ours and holds the call's settings (``call``): trust it.
+        env["GEMINI_CLI_TRUST_WORKSPACE"] = "true"
+        if self.system_prompt_path:
+            env["GEMINI_SYSTEM_MD"] = str(Path(self.system_prompt_path).resolve())
         if self.api_base_url:
             assert self._cli_home is not None, "resource used outside Dagster execution"
-            env.update(
-                HOME=str(self._cli_home),
-                GEMINI_CLI_HOME=str(self._cli_home),
-                GOOGLE_GEMINI_BASE_URL=self.api_base_url,
-                NO_PROXY="127.0.0.1,localhost",
-                no_proxy="127.0.0.1,localhost",
-            )
+            env.update(HOME=str(self._cli_home), GEMINI_CLI_HOME=str(self._cli_home))
             if self.demo:
                 env["GEMINI_API_KEY"] = _DEMO_API_KEY
+        env.update({name: gate.url for name, gate in self._gates.items()})
+        env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
         return env
 
     def resolve_cli(self) -> str:
@@ -191,8 +228,8 @@ class GeminiCLIResource(dg.ConfigurableResource):
             raise GeminiFailure(FailureKind.CLI_MISSING, f"Gemini CLI {self.cli_path!r} not found or not executable")
         return found
 
-    def command(self, *, cli: str, model: str, prompt: str, approval_mode: str) -> list[str]:
-        args = [cli, "-m", model, "-o", "json", "--approval-mode", approval_mode]
+    def command(self, *, cli: str, prompt: str, approval_mode: str) -> list[str]:
+        args = [cli, "-m", ALIAS, "-o", "json", "--approval-mode", approval_mode]
         if self.skip_trust:
             args.append("--skip-trust")
         return [*args, "-p", prompt]
@@ -204,62 +241,76 @@ class GeminiCLIResource(dg.ConfigurableResource):
         return round(delay + random.uniform(0, delay / 2), 2)
 
     def generate(
-        self,
-        context: dg.AssetExecutionContext | dg.OpExecutionContext,
-        *,
-        prompt: str,
-        model: str,
-        timeout_s: float,
-        approval_mode: str = "default",
+        self, context: dg.AssetExecutionContext | dg.OpExecutionContext, *, prompt: str, call: ModelCall
     ) -> GeminiResult:
-        """One attempt: take a rate-limit slot, run the CLI in a process slot, parse its JSON; raise GeminiFailure."""
-        if approval_mode == "yolo":
+        """One attempt: hold a process slot, run the CLI behind the rate gate, parse its JSON; raise GeminiFailure."""
+        if call.approval_mode == "yolo":
             context.log.warning("approval mode yolo: the registry row asked for it in its tools column")
         cli = self.resolve_cli()
         assert self._process_slots is not None, "resource used outside Dagster execution"
+        gates = self._open_gates(context.log.info)
         try:
-            acquired = self._shared_rate_limit().acquire(context.log.info)
+            self._shared_rate_limit().check_day_left()
         except DailyCapExceeded as exc:
             raise GeminiFailure(FailureKind.DAILY_CAP, str(exc)) from None
-
         env = self._child_env()
         secrets = [value for name, value in env.items() if _SECRET_NAME.search(name) and len(value) >= 6]
         Path(self.workdir_root).mkdir(parents=True, exist_ok=True)
-        workdir = tempfile.mkdtemp(prefix="call-", dir=self.workdir_root)
+        workdir = Path(tempfile.mkdtemp(prefix="call-", dir=self.workdir_root))
         try:
+            call.write_settings(workdir)
+            # The process slot first: the rate slots are taken by the gate at each request, once
+            # the CLI has started, so none is spent while waiting for a process slot.
             with self._process_slots.hold(context.log.info) as slot:
+                for gate in gates.values():
+                    gate.begin()
                 started = time.monotonic()
                 stdout, stderr, returncode = self._run(
-                    self.command(cli=cli, model=model, prompt=prompt, approval_mode=approval_mode),
+                    self.command(cli=cli, prompt=prompt, approval_mode=call.approval_mode),
                     env=env,
-                    cwd=workdir,
-                    timeout_s=timeout_s,
+                    cwd=str(workdir),
+                    timeout_s=call.timeout_s,
                     secrets=secrets,
                     # The CLI holds the slot too: if this step process dies, the slot stays taken
                     # until the orphaned CLI exits.
                     pass_fds=(slot.fd,),
                 )
                 duration = time.monotonic() - started
+                ledger = self._merged_ledger(gates)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        if ledger.refusal is not None:
+            raise GeminiFailure(_REFUSAL_KINDS[ledger.refusal.kind], str(ledger.refusal))
         if returncode != 0:
             failure = classify_exit(returncode, stdout, stderr)
             if stderr.strip():
                 context.log.debug(f"gemini stderr (redacted): {stderr[-2000:]}")
             raise failure
         doc = _parse_cli_json(stdout)
-        input_tokens, output_tokens, total_tokens = _token_counts(doc.get("stats") or {})
+        usage = usage_by_model(doc.get("stats") or {})
+        warnings = reconcile(ledger, usage)
+        for warning in warnings:
+            context.log.warning(f"request count mismatch: {warning}")
         return GeminiResult(
             response=doc["response"],
-            model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            total_tokens=total_tokens,
+            model=call.model,
+            usage=usage,
+            gate=ledger,
             duration_s=duration,
-            rate_limit_wait_s=acquired.waited_s,
             demo=self.demo,
             process_slot_wait_s=slot.waited_s,
+            warnings=warnings,
         )
+
+    @staticmethod
+    def _merged_ledger(gates: dict[str, ApiGate]) -> GateLedger:
+        merged = GateLedger()
+        for gate in gates.values():
+            ledger = gate.ledger()
+            merged.requests.update(ledger.requests)
+            merged.waited_s += ledger.waited_s
+            merged.refusal = merged.refusal or ledger.refusal
+        return merged
 
     def _run(
         self,

@@ -34,7 +34,8 @@ class PromptGraph:
 
 def build_prompt_graph(settings: Settings, registry: Registry) -> PromptGraph:
     partitions_def = daily_partitions(settings.partition_start, settings.timezone)
-    assets = build_prompt_assets(registry, partitions_def, settings.partition_start)
+    system_prompt = settings.system_prompt.read_text(encoding="utf-8")
+    assets = build_prompt_assets(registry, partitions_def, settings.partition_start, system_prompt=system_prompt)
     daily_job = dg.define_asset_job(
         DAILY_JOB_NAME,
         # The prompts with the checks they evaluate in their own steps; not the separate

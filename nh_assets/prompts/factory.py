@@ -23,6 +23,7 @@ import dagster as dg
 from nh_assets.artifacts import write_atomic
 from nh_assets.data_layout import DataLayoutResource
 from nh_assets.formats import FORMATS, Answer, Built, StructuredOutputError
+from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
 from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.pools import CLASS_TAG, pool_name
@@ -32,8 +33,8 @@ from nh_assets.prompts.upstream import MissingSameDayInput, UpstreamArtifact, co
 from nh_assets.registry import BUILTIN_MODEL, Dependency, PromptSpec, Registry
 
 
-def code_version(spec: PromptSpec) -> str:
-    policy = {
+def code_version(spec: PromptSpec, system_prompt: str = "") -> str:
+    policy: dict[str, object] = {
         "prompt": spec.prompt,
         "model": spec.model,
         "tools": list(spec.tools),
@@ -45,7 +46,11 @@ def code_version(spec: PromptSpec) -> str:
         "render_version": RENDER_VERSION,
         # Only when set, so rows without sections keep the code version they had before the column.
         **({"required_sections": list(spec.required_sections)} if spec.required_sections else {}),
+        **({"thinking_budget": spec.thinking_budget} if spec.thinking_budget is not None else {}),
     }
+    if spec.uses_llm:
+        # What every call is told before the prompt: editing the system prompt re-runs every model row.
+        policy["system_prompt"] = hashlib.sha256(system_prompt.encode()).hexdigest()
     return hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -77,7 +82,12 @@ def _description(spec: PromptSpec) -> str:
 
 
 def _build_prompt_asset(
-    *, spec: PromptSpec, registry: Registry, partitions_def: dg.DailyPartitionsDefinition, first_day: date
+    *,
+    spec: PromptSpec,
+    registry: Registry,
+    partitions_def: dg.DailyPartitionsDefinition,
+    first_day: date,
+    system_prompt: str,
 ) -> dg.AssetsDefinition:
     deps = [dg.AssetDep(dep.prompt_id, partition_mapping=_partition_mapping(dep)) for dep in spec.depends_on]
     fmt = FORMATS[spec.output_format]
@@ -87,7 +97,7 @@ def _build_prompt_asset(
         group_name=spec.wave,
         description=_description(spec),
         kinds={"gemini" if spec.uses_llm else "python", fmt.kind},
-        code_version=code_version(spec),
+        code_version=code_version(spec, system_prompt),
         partitions_def=partitions_def,
         deps=deps,
         check_specs=check_specs_for(spec, partitions_def=partitions_def),
@@ -164,9 +174,15 @@ def _generate(
     rendered = render_prompt(spec, day, upstream)
     if rendered.truncated:
         context.log.warning(f"context over budget; truncated: {', '.join(rendered.truncated)}")
-    result = gemini.generate(
-        context, prompt=rendered.text, model=spec.model, timeout_s=spec.timeout_sec, approval_mode=spec.approval_mode
+    call = ModelCall(
+        model=spec.model,
+        timeout_s=spec.timeout_sec,
+        tools=spec.allowed_tools,
+        temperature=spec.temperature,
+        thinking_budget=spec.thinking_budget,
+        approval_mode=spec.approval_mode,
     )
+    result = gemini.generate(context, prompt=rendered.text, call=call)
     metadata: dict[str, object] = dict(result.metadata())
     metadata["nh.prompt_chars"] = dg.MetadataValue.int(len(rendered.text))
     metadata["nh.context_truncated"] = dg.MetadataValue.text(", ".join(rendered.truncated) or "none")
@@ -197,9 +213,11 @@ def _fail_or_retry(
 
 
 def build_prompt_assets(
-    registry: Registry, partitions_def: dg.DailyPartitionsDefinition, first_day: date
+    registry: Registry, partitions_def: dg.DailyPartitionsDefinition, first_day: date, *, system_prompt: str
 ) -> list[dg.AssetsDefinition]:
     return [
-        _build_prompt_asset(spec=spec, registry=registry, partitions_def=partitions_def, first_day=first_day)
+        _build_prompt_asset(
+            spec=spec, registry=registry, partitions_def=partitions_def, first_day=first_day, system_prompt=system_prompt
+        )
         for spec in registry.prompts
     ]

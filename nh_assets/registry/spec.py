@@ -8,6 +8,7 @@ new module there, not a new branch here.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -30,6 +31,14 @@ BUILTIN_MODEL = "builtin"
 NO_TOOLS = "none"
 YOLO_TOOL = "yolo"
 YES, NO = "yes", "no"
+# The built-in tools of @google/gemini-cli 0.61.0 a prompt may declare (``tools.core``); the rest
+# are the CLI's own machinery (plans, topics, sub-agents, trackers).
+READ_TOOLS: tuple[str, ...] = (
+    "google_web_search", "web_fetch", "read_file", "read_many_files", "list_directory", "glob", "grep_search",
+)
+WRITE_TOOLS: tuple[str, ...] = ("write_file", "replace", "run_shell_command", "write_todos")
+CLI_TOOLS: tuple[str, ...] = READ_TOOLS + WRITE_TOOLS
+THINKING_BUDGET_RANGE = (-1, 32768)
 SECTION_SEPARATOR = ";"
 
 WaveName = Literal["search", "aggregator", "tagger", "render", "export"]
@@ -129,6 +138,7 @@ class PromptSpec(BaseModel):
     notes: str = ""
     required_sections: tuple[str, ...] = ()
     blocks_publishing: bool = False
+    thinking_budget: int | None = None
     line: int = 0
 
     @field_validator("prompt_id")
@@ -190,9 +200,19 @@ class PromptSpec(BaseModel):
                 errors.append(f"{NO_TOOLS} cannot be combined with other tools — drop it")
             elif not isinstance(item, str) or not _TOOL_RE.fullmatch(item):
                 errors.append(f"{item!r} is not a tool name — write e.g. google_web_search")
+            elif item != YOLO_TOOL and item not in CLI_TOOLS:
+                close = difflib.get_close_matches(item, CLI_TOOLS, n=1)
+                hint = f"did you mean {close[0]}?" if close else f"use one of: {', '.join(CLI_TOOLS)}"
+                errors.append(f"{item!r} is not a tool of the pinned Gemini CLI — {hint}")
         duplicates = sorted({item for item in items if items.count(item) > 1})
         if duplicates:
             errors.append(f"{', '.join(map(str, duplicates))} listed twice — list each tool once")
+        writes = sorted(set(items) & set(WRITE_TOOLS))
+        if writes and YOLO_TOOL not in items:
+            errors.append(
+                f"{', '.join(writes)} change files or run commands and need approval, which a headless "
+                f"run cannot give — add {YOLO_TOOL} to auto-approve them, or drop them"
+            )
         if items and info.data.get("model") == BUILTIN_MODEL:
             errors.append(f"{BUILTIN_MODEL} rows call no CLI — set tools to {NO_TOOLS}")
         if errors:
@@ -251,6 +271,15 @@ class PromptSpec(BaseModel):
             )
         return value
 
+    @field_validator("thinking_budget", mode="before")
+    @classmethod
+    def _check_thinking_budget(cls, value: Any, info: ValidationInfo) -> Any:
+        if value in (None, ""):
+            return None
+        if info.data.get("model") == BUILTIN_MODEL:
+            raise ValueError(f"{BUILTIN_MODEL} rows call no model — leave thinking_budget empty")
+        return _number(value, int, *THINKING_BUDGET_RANGE)
+
     @field_validator("blocks_publishing", mode="before")
     @classmethod
     def _check_blocks_publishing(cls, value: Any) -> Any:
@@ -273,6 +302,11 @@ class PromptSpec(BaseModel):
     @property
     def approval_mode(self) -> str:
         return "yolo" if YOLO_TOOL in self.tools else "default"
+
+    @property
+    def allowed_tools(self) -> tuple[str, ...]:
+        """The CLI tools the call declares: ``tools`` without the yolo marker."""
+        return tuple(tool for tool in self.tools if tool != YOLO_TOOL)
 
     @property
     def concurrency_limit(self) -> int:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import stat
 import sys
+import threading
 from pathlib import Path
 
+from nh_assets.demo.api import FakeGeminiAPI
 from nh_assets.settings import REPO_ROOT
 
 FAKE_GEMINI = "nh_assets_tests.fakes.fake_gemini_cli"
@@ -27,6 +29,21 @@ def install_fake(path: Path, module: str = FAKE_GEMINI) -> Path:
     )
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
+
+
+_shared_api: FakeGeminiAPI | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_fake_api() -> FakeGeminiAPI:
+    """One fake Gemini API per test process: the upstream of the rate gate for the fake CLI's
+    requests, so no test ever sends a request towards Google. Tests that read the API's request
+    log start their own instead."""
+    global _shared_api
+    with _shared_lock:
+        if _shared_api is None:
+            _shared_api = FakeGeminiAPI().start()
+        return _shared_api
 
 
 INSTANCE_YAML = {
@@ -48,5 +65,6 @@ def pipeline_env(base: Path, instance: str = "sqlite", **extra: str) -> dict[str
         "NH_PARTITION_START": "2026-11-01",
         "NH_TIMEZONE": "UTC",
         "NH_DEMO": "0",
+        "NH_GEMINI_API_URL": shared_fake_api().base_url,
         **extra,
     }

@@ -13,6 +13,12 @@ environment variables:
 - ``FAKE_GEMINI_LATENCY``: seconds to sleep before answering
 - ``FAKE_GEMINI_STATE``: directory for the call counter and the hang scenario's pid files
 - ``FAKE_GEMINI_LOG``: JSONL file receiving one record per call (argv flags, prompt, cwd, times)
+- ``FAKE_GEMINI_API_REQUESTS``: API requests one answered call makes (default 1; a search loop makes 3)
+
+Like the real CLI it reads ``-m ALIAS`` from the call folder's ``.gemini/settings.json`` when the
+folder is trusted, and it sends its requests to ``GOOGLE_GEMINI_BASE_URL`` (the resource's rate
+gate), so the rate limit applies to these requests exactly as to the real CLI's; a 400 answer
+ends the call as the real CLI ends it.
 """
 
 import json
@@ -20,9 +26,42 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
-from nh_assets.demo.api import count_tokens, render_fake_response
+from nh_assets.demo.answers import count_tokens, render_fake_response
+
+
+def _resolve_model(name: str) -> tuple[str, dict]:
+    """(model, settings) as the real CLI resolves an alias from a trusted folder's settings."""
+    settings_file = Path(".gemini/settings.json")
+    if os.environ.get("GEMINI_CLI_TRUST_WORKSPACE") != "true" or not settings_file.is_file():
+        return name, {}
+    settings = json.loads(settings_file.read_text())
+    alias = settings.get("modelConfigs", {}).get("customAliases", {}).get(name)
+    return (alias["modelConfig"]["model"] if alias else name), settings
+
+
+def _api_requests(model: str, prompt: str, count: int) -> str | None:
+    """Send ``count`` generation requests through GOOGLE_GEMINI_BASE_URL; an error message or None."""
+    base = os.environ.get("GOOGLE_GEMINI_BASE_URL")
+    if not base:
+        return None
+    body = json.dumps({"contents": [{"role": "user", "parts": [{"text": prompt}]}]}).encode()
+    for _ in range(count):
+        request = urllib.request.Request(
+            f"{base}/v1beta/models/{model}:generateContent", data=body, method="POST",
+            headers={"Content-Type": "application/json", "x-goog-api-key": os.environ.get("GEMINI_API_KEY", "")},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=600) as response:
+                response.read()
+        except urllib.error.HTTPError as error:
+            return json.loads(error.read() or b"{}").get("error", {}).get("message") or f"HTTP {error.code}"
+        except urllib.error.URLError as error:
+            return f"fetch failed: {error.reason}"
+    return None
 
 
 def _flag(argv: list[str], name: str) -> str | None:
@@ -42,7 +81,7 @@ def main() -> int:
     argv = sys.argv[1:]
     started = time.time()
     prompt = _flag(argv, "-p") or ""
-    model = _flag(argv, "-m") or "gemini-2.5-flash"
+    model, workspace = _resolve_model(_flag(argv, "-m") or "gemini-2.5-flash")
     prompt_id = next((l.split(":", 1)[1].strip() for l in prompt.splitlines() if l.startswith("NEUROHELIX PROMPT:")), "")
     scenario = os.environ.get("FAKE_GEMINI_SCENARIO", "ok")
     only_for = os.environ.get("FAKE_GEMINI_ONLY_FOR")
@@ -62,7 +101,7 @@ def main() -> int:
                 "approval_mode": _flag(argv, "--approval-mode"), "skip_trust": "--skip-trust" in argv,
                 "output": _flag(argv, "-o"), "cwd": os.getcwd(), "cwd_entries": os.listdir("."),
                 "stdin": stdin_data, "pid": os.getpid(), "start": started, "end": time.time(),
-                "env_names": sorted(os.environ),
+                "env_names": sorted(os.environ), "workspace_settings": workspace,
             }
             with open(log, "a") as handle:
                 handle.write(json.dumps(entry) + "\n")
@@ -104,6 +143,12 @@ def main() -> int:
         print("this is not json")
         return 0
 
+    failed = _api_requests(model, prompt, int(os.environ.get("FAKE_GEMINI_API_REQUESTS", "1")))
+    if failed:
+        record("api_error")
+        print(json.dumps({"session_id": "fake", "error": {"type": "Error", "message": failed, "code": 1}}, indent=2),
+              file=sys.stderr)
+        return 1
     response = render_fake_response(prompt)
     outcome = "ok"
     if scenario == "drop_sections":
@@ -117,7 +162,10 @@ def main() -> int:
     print(json.dumps({
         "session_id": "fake-session",
         "response": response,
-        "stats": {"models": {model: {"tokens": {"input": tokens_in, "candidates": tokens_out, "total": tokens_in + tokens_out}}}},
+        "stats": {"models": {model: {
+            "api": {"totalRequests": int(os.environ.get("FAKE_GEMINI_API_REQUESTS", "1"))},
+            "tokens": {"input": tokens_in, "candidates": tokens_out, "total": tokens_in + tokens_out},
+        }}},
     }))
     return 0
 

@@ -1,0 +1,199 @@
+"""The rate limit, applied where the quota applies: at each API request, not at each CLI call.
+
+One CLI call is not one request. With a tool declared, the model asks for ``google_web_search``,
+the CLI runs the search as a second request on another model, then sends the results back in a
+third; the CLI also retries 429s and 5xx by itself. Counting CLI calls let two days at 15/min put
+50 requests into one minute at the API, and a slot taken before the CLI's ~1.8 s start-up was
+spent in one minute and used in the next.
+
+So the CLI talks to a gate on 127.0.0.1 (``GOOGLE_GEMINI_BASE_URL`` for API-key auth,
+``CODE_ASSIST_ENDPOINT`` for a Google login), and the gate takes a slot from the shared bucket
+for every generation request right before forwarding it upstream, whatever the CLI's start-up
+delay, tool loop or retries. It forwards every request and streams every answer through
+unchanged, and counts generation requests per model so the call can be reconciled with the
+CLI's own ``stats``. When the bucket refuses (the day cap is used up, the store is unreachable)
+the gate answers 400, which the CLI does not retry, and the resource reports the gate's reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+GEMINI_API_URL = "https://generativelanguage.googleapis.com"
+CODE_ASSIST_URL = "https://cloudcode-pa.googleapis.com"
+_GENERATION = re.compile(r":(?:stream)?[gG]enerateContent\b")
+_MODEL_IN_PATH = re.compile(r"/models/(?P<model>[^/:?]+):")
+# Hop-by-hop headers and the ones the gate sets itself.
+_SKIP_REQUEST = {"host", "connection", "content-length", "transfer-encoding", "keep-alive", "proxy-connection"}
+_SKIP_RESPONSE = {"connection", "content-length", "transfer-encoding", "keep-alive"}
+UPSTREAM_TIMEOUT_S = 600.0
+
+
+class GateRefusal(Exception):
+    """The bucket will not give a slot (day cap, unreachable store): ``kind`` says which."""
+
+    def __init__(self, kind: str, message: str):
+        self.kind = kind
+        super().__init__(message)
+
+
+@dataclass
+class GateLedger:
+    """What crossed the gate during one CLI call."""
+
+    requests: Counter = field(default_factory=Counter)  # generation requests per model
+    waited_s: float = 0.0
+    refusal: GateRefusal | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+
+def _model_of(path: str, body: bytes) -> str:
+    match = _MODEL_IN_PATH.search(path)
+    if match:
+        return match.group("model")
+    try:  # Code Assist names the model in the body
+        return str(json.loads(body or b"{}").get("model") or "unknown")
+    except ValueError:
+        return "unknown"
+
+
+class ApiGate:
+    """A forwarding HTTP server on 127.0.0.1 in front of one upstream API."""
+
+    def __init__(self, upstream: str, take_slot: Callable[[], float]):
+        """``take_slot`` blocks until the shared bucket gives one request slot and returns the
+        seconds it waited; it raises ``GateRefusal`` when no slot will come."""
+        self.upstream = upstream.rstrip("/")
+        self._take_slot = take_slot
+        self._lock = threading.Lock()
+        self._ledger = GateLedger()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="gemini-api-gate", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def begin(self) -> None:
+        """Start a new ledger: one CLI call at a time goes through a gate."""
+        with self._lock:
+            self._ledger = GateLedger()
+
+    def ledger(self) -> GateLedger:
+        with self._lock:
+            return self._ledger
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def _admit(self, path: str, body: bytes) -> None:
+        if not _GENERATION.search(path):
+            return
+        ledger = self.ledger()
+        try:
+            waited = self._take_slot()
+        except GateRefusal as refusal:
+            with self._lock:
+                ledger.refusal = refusal
+            raise
+        with self._lock:
+            ledger.requests[_model_of(path, body)] += 1
+            ledger.waited_s += waited
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        gate = self
+
+        class Forward(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def _body(self) -> bytes:
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    data = b""
+                    while True:
+                        size = int(self.rfile.readline().strip().split(b";")[0] or b"0", 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            return data
+                        data += self.rfile.read(size)
+                        self.rfile.readline()
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+
+            def _answer(self, status: int, headers: list[tuple[str, str]], chunks) -> None:
+                self.send_response(status)
+                for name, value in headers:
+                    if name.lower() not in _SKIP_RESPONSE:
+                        self.send_header(name, value)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for chunk in chunks:
+                    if chunk:
+                        self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                        self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+
+            def _refuse(self, refusal: GateRefusal) -> None:
+                body = json.dumps(
+                    {"error": {"code": 400, "message": f"NeuroHelix rate gate: {refusal}", "status": "FAILED_PRECONDITION"}}
+                ).encode()
+                self._answer(400, [("Content-Type", "application/json")], [body])
+
+            def _forward(self) -> None:
+                body = self._body() if self.command in ("POST", "PUT", "PATCH") else b""
+                try:
+                    gate._admit(self.path, body)
+                except GateRefusal as refusal:
+                    self._refuse(refusal)
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in _SKIP_REQUEST}
+                request = urllib.request.Request(
+                    gate.upstream + self.path, data=body if body or self.command == "POST" else None,
+                    headers=headers, method=self.command,
+                )
+                try:
+                    response = urllib.request.urlopen(request, timeout=UPSTREAM_TIMEOUT_S)
+                except urllib.error.HTTPError as error:
+                    response = error
+                except (urllib.error.URLError, OSError) as exc:
+                    reason = getattr(exc, "reason", exc)
+                    message = json.dumps({"error": {"code": 502, "message": f"upstream unreachable: {reason}"}})
+                    self._answer(502, [("Content-Type", "application/json")], [message.encode()])
+                    return
+                # read1 hands each streamed (SSE) chunk on as it arrives; an HTTPError body is small.
+                read = getattr(response, "read1", None) or response.read
+                with response:
+                    self._answer(response.status, list(response.headers.items()), iter(lambda: read(65536), b""))
+
+            do_POST = do_GET = do_PUT = do_PATCH = do_DELETE = _forward
+
+        return Forward
+
+
+def timed(take: Callable[[], object]) -> Callable[[], float]:
+    """Wrap a blocking slot acquisition so it returns the seconds it waited."""
+
+    def take_slot() -> float:
+        started = time.monotonic()
+        take()
+        return time.monotonic() - started
+
+    return take_slot
