@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nh_assets.gemini.call import ALIAS, ModelCall
+from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
 from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets_tests.fakes import shared_fake_api
@@ -64,9 +64,9 @@ def test_the_rows_tools_temperature_and_thinking_reach_the_cli_settings(tmp_path
     (call,) = _log(fake_cli_env)
     settings = call["workspace_settings"]
     assert settings["tools"]["core"] == ["google_web_search"]
-    alias = settings["modelConfigs"]["customAliases"][ALIAS]
-    assert alias["extends"] == "chat-base" and alias["modelConfig"]["model"] == "gemini-2.5-flash"
-    assert alias["modelConfig"]["generateContentConfig"] == {"temperature": 0.3, "thinkingConfig": {"thinkingBudget": 0}}
+    (override,) = settings["modelConfigs"]["customOverrides"]
+    assert override["match"] == {"model": "gemini-2.5-flash"}
+    assert override["modelConfig"]["generateContentConfig"] == {"temperature": 0.3, "thinkingConfig": {"thinkingBudget": 0}}
     _generate(_resource(tmp_path, fake_cli), tools=())
     assert _log(fake_cli_env)[1]["workspace_settings"]["tools"]["core"] == []
 

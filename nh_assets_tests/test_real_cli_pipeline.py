@@ -19,25 +19,29 @@ import pytest
 
 from nh_assets.artifacts import strip_front_matter
 from nh_assets.definitions import DAILY_JOB_NAME, build_definitions
-from nh_assets.settings import load_settings
+from nh_assets.settings import REPO_ROOT, load_settings
 from nh_assets_tests.dagster_server import free_port
+from nh_assets.demo.api import FakeGeminiAPI
+from nh_assets_tests.fakes import shared_fake_api
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY1, DAY2 = "2026-11-21", "2026-11-22"
 
 
-def _server_requests(log: Path) -> dict[str, dict]:
-    """Generation requests the fake API received, by prompt id, for DAY2."""
-    found = {}
+def _server_requests(log: Path) -> dict[str, list[dict]]:
+    """Requests of the main model the fake API received, by prompt id, for DAY2, in order."""
+    found: dict[str, list[dict]] = {}
     for line in log.read_text().splitlines():
         record = json.loads(line)
         prompt = record.get("prompt") or ""
         if f"DATE: {DAY2}" not in prompt or "NEUROHELIX PROMPT:" not in prompt:
             continue
-        prompt_id = prompt.split("NEUROHELIX PROMPT:", 1)[1].split()[0]
-        assert prompt_id not in found, f"{prompt_id} was generated twice"
-        found[prompt_id] = record
+        found.setdefault(prompt.split("NEUROHELIX PROMPT:", 1)[1].split()[0], []).append(record)
     return found
+
+
+def _search_requests(log: Path) -> list[dict]:
+    return [r for r in map(json.loads, log.read_text().splitlines()) if r["kind"] == "search"]
 
 
 @pytest.fixture
@@ -45,6 +49,7 @@ def day_one(tmp_path, dagster_home, fake_cli, registry):
     env = {
         "DAGSTER_HOME": str(dagster_home), "NH_DATA_ROOT": str(tmp_path / "data"), "NH_GEMINI_CLI": str(fake_cli),
         "NH_PARTITION_START": "2026-11-01", "NH_TIMEZONE": "UTC",
+        "NH_GEMINI_API_URL": shared_fake_api().base_url,
     }
     defs = build_definitions(load_settings(env), registry)
     with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
@@ -65,28 +70,54 @@ def test_full_day_through_the_real_cli(day_one, tmp_path, dagster_home, registry
     for spec in registry.prompts:
         assert (data / spec.output_path(DAY2)).is_file(), spec.prompt_id
 
-    requests = _server_requests(Path(fake_gemini_api.log_path))
+    log = Path(fake_gemini_api.log_path)
+    requests = _server_requests(log)
     llm_ids = {spec.prompt_id for spec in registry.prompts if spec.uses_llm}
     assert set(requests) == llm_ids
+    system_prompt = (REPO_ROOT / "registry" / "system_prompt.md").read_text()
+    searches = _search_requests(log)
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         for prompt_id in sorted(llm_ids):
+            spec = registry.by_id(prompt_id)
             records = instance.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=dg.AssetKey(prompt_id), asset_partitions=[DAY2]), limit=1
             ).records
             meta = records[0].asset_materialization.metadata
-            usage = requests[prompt_id]["usage"]
-            assert meta["gemini.input_tokens"].value == usage["promptTokenCount"], prompt_id
-            assert meta["gemini.output_tokens"].value == usage["candidatesTokenCount"], prompt_id
-            assert meta["gemini.total_tokens"].value == usage["totalTokenCount"], prompt_id
+            calls = requests[prompt_id]
+            # What the registry says reached the API, on every request of the main model.
+            for call in calls:
+                assert call["system_chars"] == len(system_prompt.strip()), prompt_id
+                assert call["tools"] == sorted(spec.allowed_tools), prompt_id
+                assert call["temperature"] == spec.temperature, prompt_id
+            models = meta["gemini.models"].value
+            main = models[spec.model]
+            assert main["requests"] == main["gate_requests"] == len(calls), prompt_id
+            assert main["input"] == sum(c["usage"]["promptTokenCount"] for c in calls), prompt_id
+            assert main["output"] == sum(c["usage"]["candidatesTokenCount"] for c in calls), prompt_id
+            if "google_web_search" in spec.allowed_tools:
+                # The search loop: call, search on the CLI's web-search model, answer with the results.
+                assert [c["kind"] for c in calls] == ["function_call", "streamGenerateContent"], prompt_id
+                assert models["gemini-3-flash-preview"]["requests"] == 1, prompt_id
+                assert meta["gemini.api_requests"].value == 3, prompt_id
+                note = (data / spec.output_path(DAY2)).read_text()
+                assert "## Sources" in note and "https://example.com/neurohelix-demo/" in note, prompt_id
+            else:
+                assert len(calls) == 1 and meta["gemini.api_requests"].value == 1, prompt_id
+            assert meta["gemini.input_tokens"].value == sum(m["input"] for m in models.values()), prompt_id
             assert meta["gemini.demo"].value is False
+    research = [s for s in registry.prompts if "google_web_search" in s.allowed_tools]
+    assert len(searches) == len(research)
+    # Our system prompt instead of the CLI's 23 KB agent prompt: a research prompt's first request is small.
+    first = sorted(requests[s.prompt_id][0]["bytes"] for s in research)
+    assert first[len(first) // 2] <= 8 * 1024, first
 
     yesterday = strip_front_matter((data / f"outputs/daily/{DAY1}/concept_synthesizer.md").read_text()).strip()
-    novelty_prompt = requests["novelty_filter"]["prompt"]
+    novelty_prompt = requests["novelty_filter"][0]["prompt"]
     assert f"concept_synthesizer for {DAY1}" in novelty_prompt
     assert yesterday.splitlines()[2] in novelty_prompt
     report = strip_front_matter((data / f"reports/daily_report_{DAY1}.md").read_text()).strip()
-    continuity_prompt = requests["continuity_builder"]["prompt"]
+    continuity_prompt = requests["continuity_builder"][0]["prompt"]
     assert f"daily_aggregator for {DAY1}" in continuity_prompt
     assert report.splitlines()[-1] in continuity_prompt
     assert f"daily_aggregator@{DAY1}" not in continuity_prompt.split("Not available", 1)[-1]
@@ -155,3 +186,33 @@ def test_demo_mode_without_the_demo_api_is_a_settings_error_naming_the_fix(tmp_p
     result = _materialize_one(env, tmp_path)
     assert result.returncode != 0
     assert "NH_DEMO=1 needs the demo API" in result.stderr and "scripts/dev.sh --demo" in result.stderr
+
+
+def _max_in_window(times: list[float], window_s: float = 60.0) -> int:
+    times = sorted(times)
+    return max((sum(1 for u in times[i:] if u - t < window_s) for i, t in enumerate(times)), default=0)
+
+
+def test_two_days_at_once_never_exceed_the_limit_at_the_api(tmp_path, dagster_home, registry, gemini_cli_path):
+    """Measured where Google's quota applies: at the API, counting the search loop's requests."""
+    rate = 5
+    research = [s.prompt_id for s in registry.prompts if "google_web_search" in s.allowed_tools][:2]
+    with FakeGeminiAPI(log_path=tmp_path / "api.jsonl") as api:
+        env = _operator_env(
+            tmp_path, dagster_home, gemini_cli_path,
+            NH_GEMINI_API_URL=api.base_url, GEMINI_API_KEY="fake-key-for-tests", NH_RATE_PER_MINUTE=str(rate),
+            TMPDIR=tempfile.mkdtemp(prefix="nh-"),
+        )
+        runs = [
+            subprocess.Popen(
+                [DAGSTER, "asset", "materialize", "-m", "nh_assets", "--select", ",".join(research), "--partition", day],
+                env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            )
+            for day in (DAY1, DAY2)
+        ]
+        outputs = [run.communicate(timeout=900)[0] for run in runs]
+        assert [run.returncode for run in runs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+        generations = [r for r in api.requests if r["status"] == 200 and r["kind"] != "countTokens"]
+    # Every research call is a loop of three requests, so the limit binds many times over.
+    assert len(generations) == 2 * len(research) * 3 > rate
+    assert _max_in_window([r["time"] for r in generations]) <= rate

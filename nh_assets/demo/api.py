@@ -57,6 +57,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from nh_assets.demo.answers import count_tokens, render_fake_response
+from nh_assets.demo.search import function_call, grounded_answer, read_turn, with_sources
 
 HOST = "127.0.0.1"
 _PATH_RE = re.compile(r"^/(?:v1beta|v1|v1alpha)/models/(?P<model>[^/:]+):(?P<method>[A-Za-z]+)$")
@@ -90,6 +91,38 @@ def _user_text(body: dict[str, Any]) -> str:
             if isinstance(part, dict) and isinstance(part.get("text"), str):
                 texts.append(part["text"])
     return "\n".join(texts)
+
+
+def request_text(body: dict[str, Any]) -> str:
+    """All the text a request sends the model: system instruction, every turn, tool declarations.
+
+    The fake tokenizer counts this, as the real API counts every input token it is sent."""
+    pieces: list[str] = []
+    system = body.get("systemInstruction") or {}
+    pieces += [p.get("text", "") for p in (system.get("parts") or []) if isinstance(p, dict)]
+    for content in body.get("contents") or []:
+        for part in (content or {}).get("parts") or []:
+            if isinstance(part, dict):
+                pieces.append(part["text"] if isinstance(part.get("text"), str) else json.dumps(part))
+    if body.get("tools"):
+        pieces.append(json.dumps(body["tools"]))
+    return "\n".join(piece for piece in pieces if piece)
+
+
+def request_facts(body: dict[str, Any], raw: bytes) -> dict[str, Any]:
+    """What the request log keeps of a request besides the prompt: its size and settings."""
+    system = body.get("systemInstruction") or {}
+    tools = body.get("tools") or []
+    return {
+        "bytes": len(raw),
+        "system_chars": sum(len(p.get("text", "")) for p in (system.get("parts") or []) if isinstance(p, dict)),
+        "tools": sorted(
+            [d.get("name") for t in tools if isinstance(t, dict) for d in t.get("functionDeclarations") or []]
+            + [name for t in tools if isinstance(t, dict) for name in t if name != "functionDeclarations"]
+        ),
+        "temperature": (body.get("generationConfig") or {}).get("temperature"),
+        "thinking": (body.get("generationConfig") or {}).get("thinkingConfig"),
+    }
 
 
 def _error_body(code: int, message: str | None = None) -> dict[str, Any]:
@@ -225,8 +258,10 @@ def _make_handler(api: FakeGeminiAPI) -> type[BaseHTTPRequestHandler]:
             self._send(status, json.dumps(obj).encode("utf-8"), "application/json; charset=UTF-8")
 
         def _record(self, path: str, model: str | None, prompt: str, status: int,
-                    kind: str, response_text: str = "", usage: dict[str, int] | None = None) -> None:
+                    kind: str, response_text: str = "", usage: dict[str, int] | None = None,
+                    body: dict[str, Any] | None = None, raw: bytes = b"") -> None:
             api._record({
+                **request_facts(body or {}, raw),
                 "path": path,
                 "model": model,
                 "prompt": prompt,
@@ -275,36 +310,50 @@ def _make_handler(api: FakeGeminiAPI) -> type[BaseHTTPRequestHandler]:
 
             status = api.refusal(model, prompt)
             if status is not None:
-                self._record(parts.path, model, prompt, status, "error")
+                self._record(parts.path, model, prompt, status, "error", body=body, raw=raw)
                 self._send_json(status, _error_body(status))
                 return
 
-            text = api.answer(model, prompt)
-            p, c = count_tokens(prompt), count_tokens(text)
+            turn = read_turn(body)
+            grounding: dict[str, Any] | None = None
+            if turn.grounding:  # the CLI's web-search model, with Google Search grounding
+                found = grounded_answer(prompt)
+                text, out_parts, grounding, kind = found.text, [{"text": found.text}], found.metadata, "search"
+            elif turn.search_declared and turn.search_results is None:
+                text, out_parts, kind = "", [function_call(prompt)], "function_call"
+            else:
+                text = with_sources(api.answer(model, prompt), turn.search_results)
+                out_parts, kind = [{"text": text}], method
+            p, c = count_tokens(request_text(body)), count_tokens(text or json.dumps(out_parts))
             usage = {"promptTokenCount": p, "candidatesTokenCount": c, "totalTokenCount": p + c}
-            self._record(parts.path, model, prompt, 200, method, text, usage)
+            self._record(parts.path, model, prompt, 200, kind, text, usage, body=body, raw=raw)
             # The CLI keys stats.models by the response's modelVersion: echo the model.
             version = model
             response_id = "fake-" + hashlib.sha256(f"{time.time_ns()}{text}".encode()).hexdigest()[:16]
 
             if method == "generateContent":
+                candidate = {"content": {"role": "model", "parts": out_parts}, "finishReason": "STOP", "index": 0}
+                if grounding:
+                    candidate["groundingMetadata"] = grounding
                 self._send_json(200, {
-                    "candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
-                                    "finishReason": "STOP", "index": 0}],
+                    "candidates": [candidate],
                     "usageMetadata": usage,
                     "modelVersion": version,
                     "responseId": response_id,
                 })
                 return
 
-            pieces = _split_text(text)
+            pieces = _split_text(text) if text and out_parts == [{"text": text}] else [None]
             chunks: list[dict[str, Any]] = []
             for i, piece in enumerate(pieces):
-                cand: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": piece}]}, "index": 0}
+                piece_parts = out_parts if piece is None else [{"text": piece}]
+                cand: dict[str, Any] = {"content": {"role": "model", "parts": piece_parts}, "index": 0}
                 chunk: dict[str, Any] = {"candidates": [cand], "modelVersion": version, "responseId": response_id}
                 if i == len(pieces) - 1:
                     cand["finishReason"] = "STOP"
                     chunk["usageMetadata"] = usage
+                    if grounding:
+                        cand["groundingMetadata"] = grounding
                 chunks.append(chunk)
             if parse_qs(parts.query).get("alt") == ["sse"]:
                 frames = [b"data: " + json.dumps(ch).encode("utf-8") + b"\r\n\r\n" for ch in chunks]

@@ -9,9 +9,11 @@ settings (a Google login, say) stay untouched:
 
 - ``tools.core`` lists the row's tools; ``[]`` declares none (0.61.0 otherwise declares eight
   coding-agent tools, 7.2 KB, on every request);
-- ``modelConfigs.customAliases`` defines the alias the call is made with: it extends the CLI's
-  ``chat-base`` with the row's model, temperature and thinking budget (without it the CLI sends
-  temperature 1.0 whatever the row says).
+- ``modelConfigs.customOverrides`` sets the row's temperature and thinking budget for every
+  request on the row's model (without it the CLI sends temperature 1.0 whatever the row says).
+  An override rather than a model alias: measured with 0.61.0, an alias's settings reached the
+  first request of a tool loop but not the follow-up that carries the tool's result, which the
+  CLI sends under the resolved model name.
 """
 
 from __future__ import annotations
@@ -19,9 +21,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-ALIAS = "neurohelix-call"
-
 
 @dataclass(frozen=True)
 class ModelCall:
@@ -38,8 +37,8 @@ class ModelCall:
             config["temperature"] = self.temperature
         if self.thinking_budget is not None:
             config["thinkingConfig"] = {"thinkingBudget": self.thinking_budget}
-        alias = {"extends": "chat-base", "modelConfig": {"model": self.model, "generateContentConfig": config}}
-        return {"tools": {"core": list(self.tools)}, "modelConfigs": {"customAliases": {ALIAS: alias}}}
+        override = {"match": {"model": self.model}, "modelConfig": {"generateContentConfig": config}}
+        return {"tools": {"core": list(self.tools)}, "modelConfigs": {"customOverrides": [override]}}
 
     def write_settings(self, workdir: Path) -> None:
         (workdir / ".gemini").mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ from pydantic import Field, PrivateAttr
 
 from nh_assets import subprocesses
 from nh_assets.gemini.api_gate import CODE_ASSIST_URL, GEMINI_API_URL, ApiGate, GateLedger, GateRefusal
-from nh_assets.gemini.call import ALIAS, ModelCall
+from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.cli_home import write_cli_home
 from nh_assets.gemini.failures import FailureKind, GeminiFailure, classify_exit, classify_timeout
 from nh_assets.gemini.process_slots import ProcessSlots
@@ -200,9 +200,12 @@ class GeminiCLIResource(dg.ConfigurableResource):
                 except (RateLimitStoreError, OSError) as exc:
                     raise GateRefusal("store", f"the shared bucket failed: {exc}") from None
 
-            self._gates["GOOGLE_GEMINI_BASE_URL"] = ApiGate(self.api_base_url or GEMINI_API_URL, take_slot)
+            # An endpoint the operator set for the CLI (a proxy, say) stays the upstream.
+            upstream = self.api_base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or GEMINI_API_URL
+            self._gates["GOOGLE_GEMINI_BASE_URL"] = ApiGate(upstream, take_slot)
             if not self.api_base_url:
-                self._gates["CODE_ASSIST_ENDPOINT"] = ApiGate(CODE_ASSIST_URL, take_slot)
+                code_assist = os.environ.get("CODE_ASSIST_ENDPOINT") or CODE_ASSIST_URL
+                self._gates["CODE_ASSIST_ENDPOINT"] = ApiGate(code_assist, take_slot)
         return self._gates
 
     def _child_env(self) -> dict[str, str]:
@@ -228,8 +231,8 @@ class GeminiCLIResource(dg.ConfigurableResource):
             raise GeminiFailure(FailureKind.CLI_MISSING, f"Gemini CLI {self.cli_path!r} not found or not executable")
         return found
 
-    def command(self, *, cli: str, prompt: str, approval_mode: str) -> list[str]:
-        args = [cli, "-m", ALIAS, "-o", "json", "--approval-mode", approval_mode]
+    def command(self, *, cli: str, model: str, prompt: str, approval_mode: str) -> list[str]:
+        args = [cli, "-m", model, "-o", "json", "--approval-mode", approval_mode]
         if self.skip_trust:
             args.append("--skip-trust")
         return [*args, "-p", prompt]
@@ -266,7 +269,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
                     gate.begin()
                 started = time.monotonic()
                 stdout, stderr, returncode = self._run(
-                    self.command(cli=cli, prompt=prompt, approval_mode=call.approval_mode),
+                    self.command(cli=cli, model=call.model, prompt=prompt, approval_mode=call.approval_mode),
                     env=env,
                     cwd=str(workdir),
                     timeout_s=call.timeout_s,
