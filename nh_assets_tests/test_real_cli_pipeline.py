@@ -61,6 +61,8 @@ def test_full_day_through_the_real_cli(day_one, tmp_path, dagster_home, registry
     env = gemini_env_factory(fake_gemini_api.base_url)
     # The forkserver's socket lives in TMPDIR; pytest's deep tmp paths exceed AF_UNIX's 108 bytes.
     env.update(day_one, NH_GEMINI_CLI=gemini_cli_path, TMPDIR=tempfile.mkdtemp(prefix="nh-"))
+    # As an operator would: the CLI's own GOOGLE_GEMINI_BASE_URL names the endpoint; the gate keeps it.
+    del env["NH_GEMINI_API_URL"]
     result = subprocess.run(
         [DAGSTER, "asset", "materialize", "-m", "nh_assets", "--select", "*", "--partition", DAY2],
         env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path,

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from nh_assets.http_body import read_body
 from nh_assets.demo.answers import count_tokens, render_fake_response
 from nh_assets.demo.search import function_call, grounded_answer, read_turn, with_sources
 
@@ -235,17 +236,7 @@ def _make_handler(api: FakeGeminiAPI) -> type[BaseHTTPRequestHandler]:
 
         # ---- helpers ----
         def _read_body(self) -> bytes:
-            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                data = b""
-                while True:
-                    size = int(self.rfile.readline().strip().split(b";")[0] or b"0", 16)
-                    if size == 0:
-                        self.rfile.readline()
-                        return data
-                    data += self.rfile.read(size)
-                    self.rfile.readline()
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
+            return read_body(self)
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:
             self.send_response(status)

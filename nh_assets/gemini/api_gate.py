@@ -28,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from nh_assets.http_body import read_body
+
 GEMINI_API_URL = "https://generativelanguage.googleapis.com"
 CODE_ASSIST_URL = "https://cloudcode-pa.googleapis.com"
 _GENERATION = re.compile(r":(?:stream)?[gG]enerateContent\b")
@@ -126,17 +128,7 @@ class ApiGate:
                 pass
 
             def _body(self) -> bytes:
-                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                    data = b""
-                    while True:
-                        size = int(self.rfile.readline().strip().split(b";")[0] or b"0", 16)
-                        if size == 0:
-                            self.rfile.readline()
-                            return data
-                        data += self.rfile.read(size)
-                        self.rfile.readline()
-                length = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(length) if length else b""
+                return read_body(self)
 
             def _answer(self, status: int, headers: list[tuple[str, str]], chunks) -> None:
                 self.send_response(status)
