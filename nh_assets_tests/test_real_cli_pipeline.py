@@ -177,7 +177,9 @@ def test_without_credentials_the_real_cli_fails_once_with_the_fix(tmp_path, dags
     result = _materialize_one(env, tmp_path)
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "Gemini auth: exit 41: Please set an Auth method" in output
+    # With the rate gate as its endpoint the CLI says "Invalid auth method selected." rather than
+    # "Please set an Auth method": the same exit 41, classified as auth, with the same fix.
+    assert "Gemini auth: exit 41: " in output
     assert "fix: export GEMINI_API_KEY" in output and "NH_DEMO=1" in output
     assert "STEP_UP_FOR_RETRY" not in output
     assert not (tmp_path / f"data/outputs/daily/{DAY2}/ai_ecosystem_watch.md").exists()
