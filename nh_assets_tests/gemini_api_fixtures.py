@@ -45,9 +45,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 GEMINI_CLI = REPO_ROOT / "node_modules" / ".bin" / "gemini"
 FAKE_API_KEY = "fake-key-for-tests"
 
-GEMINI_CLI_TEST_SETTINGS: dict[str, Any] = CLI_SETTINGS
-
-
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
@@ -56,6 +53,11 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+# No tool is declared unless a test asks for one (``tools.core``): with the CLI's default tools the
+# fake model, like a real one, answers a research question with a google_web_search call.
+GEMINI_CLI_TEST_SETTINGS: dict[str, Any] = _merge(CLI_SETTINGS, {"tools": {"core": []}})
 
 
 GeminiEnvFactory = Callable[..., dict[str, str]]

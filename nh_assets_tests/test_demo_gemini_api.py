@@ -267,3 +267,22 @@ def test_cli_untrusted_folder_exits_55_unless_skip_trust(
     proc = _run_cli(gemini_cli_path, env, tmp_path / "work", "hello", "--skip-trust")
     assert proc.returncode == 0, proc.stderr
     assert len(fake_gemini_api.requests) == 1
+
+
+def test_cli_search_loop_grounds_the_answer(gemini_cli_path: str, gemini_env_factory,
+                                           fake_gemini_api: FakeGeminiAPI, tmp_path: Path) -> None:
+    """With google_web_search declared, one CLI call is three requests on two models, as with the
+    real API: the call, the grounded search on the CLI's web-search model, the answer citing it."""
+    env = gemini_env_factory(fake_gemini_api.base_url, settings={"tools": {"core": ["google_web_search"]}})
+    proc = _run_cli(gemini_cli_path, env, tmp_path / "work", MARKDOWN_PROMPT)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    kinds = [(r["path"].split("/models/")[1].split(":")[0], r["kind"]) for r in fake_gemini_api.requests]
+    assert kinds == [(MODEL, "function_call"), ("gemini-3-flash-preview", "search"), (MODEL, "streamGenerateContent")]
+    search = fake_gemini_api.requests[1]
+    assert search["tools"] == ["googleSearch"]
+    models = out["stats"]["models"]
+    assert models[MODEL]["api"]["totalRequests"] == 2
+    assert models["gemini-3-flash-preview"]["api"]["totalRequests"] == 1
+    # The grounding sources went into the functionResponse and came back in the answer.
+    assert "## Sources" in out["response"] and "https://example.com/neurohelix-demo/" in out["response"]
