@@ -205,6 +205,17 @@ def test_run_wait_then_status_json_matches_the_instance(stack):
     assert human.returncode == exit_codes.RUN_FAILED and "incomplete (20 missing)" in human.stdout
 
 
+def test_a_failed_run_exits_20_with_its_cause_in_one_line(stack):
+    server, env, cwd = stack
+    # novelty_filter alone, on a day whose research notes do not exist: the asset fails at once.
+    proc = nh("run", "2026-11-25", "--select", "novelty_filter", "--wait", "--json", env=env, cwd=cwd)
+    assert proc.returncode == exit_codes.RUN_FAILED, proc.stderr
+    document = json.loads(proc.stdout)
+    assert document["status"] == "FAILURE" and document["failed_steps"] == ["novelty_filter"]
+    assert document["causes"]["novelty_filter"].startswith("novelty_filter needs ")
+    assert "materialize" in document["causes"]["novelty_filter"] and "Traceback" not in proc.stderr
+
+
 def test_plan_calls_no_model_names_every_prompt_and_sees_a_changed_row_as_stale(stack, tmp_path):
     server, env, cwd = stack
     day = "2026-11-21"  # the previous test materialized ai_ecosystem_watch and startup_radar
@@ -243,7 +254,9 @@ def test_plan_calls_no_model_names_every_prompt_and_sees_a_changed_row_as_stale(
 def test_backfill_of_two_days_completes(stack):
     server, env, cwd = stack
     days = ["2026-11-23", "2026-11-24"]
-    proc = nh("backfill", f"{days[0]}..{days[1]}", "--select", "ai_ecosystem_watch", "--wait", env=env, cwd=cwd, timeout=300)
+    proc = nh(
+        "backfill", f"{days[0]}..{days[1]}", "--select", "ai_ecosystem_watch", "--wait", env=env, cwd=cwd, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().startswith(f"{server.url}/runs/b/")
     assert "COMPLETED_SUCCESS" in proc.stderr and "2/2 asset partitions materialized" in proc.stderr

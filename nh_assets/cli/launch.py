@@ -80,10 +80,16 @@ def run_command(
         print(url, flush=True)
     final = follow_run(server, run_id)
     failed = sorted(step for step, status in final.steps.items() if status == "FAILURE")
+    causes = server.failure_causes(run_id) if failed else {}
     if as_json:
-        print_json({"run_id": run_id, "day": day, "url": url, "status": final.status, "failed_steps": failed})
+        document = {"run_id": run_id, "day": day, "url": url, "status": final.status, "failed_steps": failed}
+        print_json({**document, "causes": causes})
     elif final.status != "SUCCESS":
-        note(f"nh: run {run_id} ended {final.status}" + (f"; failed: {', '.join(failed)}" if failed else "") + f" — {url}")
+        for step in failed:
+            if causes.get(step):
+                note(f"nh: {step}: {causes[step]}")
+        which = f"; failed: {', '.join(failed)}" if failed else ""
+        note(f"nh: run {run_id} ended {final.status}{which} — {url}")
     return OK if final.status == "SUCCESS" else RUN_FAILED
 
 
@@ -117,5 +123,5 @@ def backfill_command(
         )
     elif not final.succeeded:
         detail = f"; {final.error}" if final.error else ""
-        note(f"nh: backfill {backfill_id} ended {final.status} with {final.failed} failed partition(s){detail} — {url}")
+        note(f"nh: backfill {backfill_id} ended {final.status}, {final.failed} failed partition(s){detail} — {url}")
     return OK if final.succeeded else RUN_FAILED

@@ -18,9 +18,10 @@ from pathlib import Path
 from nh_assets.cli import environment as environment_module
 from nh_assets.cli.exit_codes import INVALID, PREFLIGHT_FAILED, RUN_FAILED, UNAVAILABLE, USAGE, NhError
 
-EPILOG = f"""exit codes: 0 ok · {INVALID} invalid configuration or registry · {RUN_FAILED} a run failed (or the day is
-incomplete, for status) · {PREFLIGHT_FAILED} preflight failed · {UNAVAILABLE} Dagster unreachable · {USAGE} bad arguments.
-Settings come from the environment and ./.env (which wins, as in dagster dev); see `nh config`."""
+EPILOG = f"""exit codes: 0 ok · {INVALID} invalid configuration or registry · {RUN_FAILED} a run failed
+(or the day is incomplete, for status) · {PREFLIGHT_FAILED} preflight failed · {UNAVAILABLE} Dagster unreachable
+· {USAGE} bad arguments. Settings come from the environment and ./.env (which wins, as in dagster dev);
+see `nh config`."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,7 +91,8 @@ def _dispatch(args: argparse.Namespace, environment: environment_module.Environm
                 from nh_assets.cli.plan import build_plan, print_plan
 
                 days = parse_days(args.days, project)
-                plan = build_plan(project, MaterializationReader(instance), resolve_selection(project, args.select), days)
+                assets = resolve_selection(project, args.select)
+                plan = build_plan(project, MaterializationReader(instance), assets, days)
                 print_plan(plan, args.json)
                 return 0
             from nh_assets.cli.status import print_status, status_document

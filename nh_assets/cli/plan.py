@@ -76,8 +76,9 @@ def estimate_tokens(project: Project, prompt_id: str, day: date) -> tuple[int, s
     if not spec.uses_llm:
         return 0, NO_MODEL
     try:
+        settings = project.settings
         upstream = collect_upstream(
-            spec, project.registry, day=day, first_day=project.settings.partition_start, data_root=project.settings.data_root
+            spec, project.registry, day=day, first_day=settings.partition_start, data_root=settings.data_root
         )
     except MissingSameDayInput:
         # Its inputs come from this same run: the renderer will cap them at the budget.
@@ -94,7 +95,9 @@ def build_plan(project: Project, reader: MaterializationReader, assets: list[str
             state = asset_state(project, reader, prompt_id, day)
             tokens, source = estimate_tokens(project, prompt_id, day)
             planned.append(
-                PlannedAsset(prompt_id, day.isoformat(), state.state, state.reasons, spec.uses_llm, spec.model, tokens, source)
+                PlannedAsset(
+                    prompt_id, day.isoformat(), state.state, state.reasons, spec.uses_llm, spec.model, tokens, source
+                )
             )
     plan = Plan([d.isoformat() for d in days], planned, project.settings.rate_per_minute, project.settings.rate_per_day)
     plan.summarize()

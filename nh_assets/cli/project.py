@@ -95,7 +95,8 @@ def parse_day(text: str, project: Project) -> date:
     first, last = project.settings.partition_start, project.today()
     if not first <= day <= last:
         raise NhError(
-            f"{day} has no partition: days run from NH_PARTITION_START ({first}) to today ({last}, {project.settings.timezone})",
+            f"{day} has no partition: days run from NH_PARTITION_START ({first}) "
+            f"to today ({last}, {project.settings.timezone})",
             USAGE,
         )
     return day

@@ -11,6 +11,7 @@ schema of the installed dagster-graphql 1.13) and turns every failure into one l
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -20,6 +21,8 @@ from nh_assets.cli.environment import START_HINT
 from nh_assets.cli.exit_codes import UNAVAILABLE, NhError
 
 PARTITION_TAG = "dagster/partition"
+# "dagster._core.definitions.events.Failure: <description>": the description is what the operator needs.
+_EXCEPTION_PREFIX = re.compile(r"^[A-Za-z_][\w.]*(Error|Failure|Exception): ")
 IN_FLIGHT = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
 # Backfill states after which nothing more will run.
 BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
@@ -38,6 +41,11 @@ _RUN = """
 query($id: ID!) { runOrError(runId: $id) { __typename
   ... on Run { runId status tags { key value } stepStats { stepKey status } }
   ... on Error { message } } }"""
+
+_FAILURES = """
+query($id: ID!) { runOrError(runId: $id) { __typename
+  ... on Run { eventConnection(limit: 5000) { events { __typename
+    ... on ExecutionStepFailureEvent { stepKey message error { message } } } } } } }"""
 
 _RUNS = """
 query($filter: RunsFilter) { runsOrError(filter: $filter, limit: 20) { __typename
@@ -128,7 +136,7 @@ class Webserver:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 body = json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            raise NhError(f"the Dagster webserver at {self.url} answered HTTP {exc.code} — is it Dagster? {START_HINT}")
+            raise NhError(f"{self.url} answered HTTP {exc.code} to GraphQL — is it a Dagster webserver? {START_HINT}")
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise NhError(f"no Dagster webserver at {self.url} ({reason}) — {START_HINT}", UNAVAILABLE) from None
@@ -164,7 +172,9 @@ class Webserver:
         params = {
             "selector": selector,
             "runConfigData": {},
-            "executionMetadata": {"tags": [{"key": PARTITION_TAG, "value": partition}, {"key": "nh/cli", "value": "run"}]},
+            "executionMetadata": {
+                "tags": [{"key": PARTITION_TAG, "value": partition}, {"key": "nh/cli", "value": "run"}]
+            },
         }
         launched = self.graphql(_LAUNCH_RUN, {"params": params})["launchRun"]
         if launched["__typename"] != "LaunchRunSuccess":
@@ -177,6 +187,18 @@ class Webserver:
             raise NhError(f"run {run_id}: {_first_line(found.get('message')) or found['__typename']}")
         steps = {s["stepKey"]: s["status"] or "IN_PROGRESS" for s in found["stepStats"]}
         return RunProgress(found["runId"], found["status"], steps)
+
+    def failure_causes(self, run_id: str) -> dict[str, str]:
+        """Step key -> the first line of its failure (the asset's ``dg.Failure`` says cause and fix)."""
+        found = self.graphql(_FAILURES, {"id": run_id})["runOrError"]
+        if found["__typename"] != "Run":
+            return {}
+        causes = {}
+        for event in found["eventConnection"]["events"]:
+            if event["__typename"] == "ExecutionStepFailureEvent" and event.get("stepKey"):
+                message = _first_line((event.get("error") or {}).get("message") or event["message"])
+                causes[event["stepKey"]] = _EXCEPTION_PREFIX.sub("", message)
+        return causes
 
     def runs_in_flight(self, partition: str) -> list[tuple[str, str]]:
         """(run id, status) of the runs of ``partition`` that are queued or running."""
