@@ -1,4 +1,4 @@
-"""Cycles between registry rows, named so an operator can break them.
+"""The registry's rows as a graph: cycles named so an operator can break them, and a stable order.
 
 Dagster refuses any cycle between asset keys, whatever the day offsets, and says so only with
 a generic error at load time. Here each group of rows that reach each other (a strongly
@@ -9,6 +9,7 @@ so plain breadth-first searches are enough; no general graph library is needed.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping, Sequence
 
 
@@ -69,3 +70,27 @@ def find_cycles(edges: Mapping[str, Sequence[str]], order: Sequence[str]) -> lis
         reported |= component
         cycles.append(_shortest_cycle(edges, start, component))
     return cycles
+
+
+def topological_order(edges: Mapping[str, Sequence[str]], order: Sequence[str]) -> list[str]:
+    """Every node after the nodes it depends on; ties keep ``order`` (file order), so listings
+    (``nh plan``, ``nh status``) read like the registry. Raises ``ValueError`` on a cycle."""
+    position = {node: i for i, node in enumerate(order)}
+    pending = {node: {d for d in edges[node] if d != node and d in position} for node in order}
+    dependents: dict[str, list[str]] = {node: [] for node in order}
+    for node, deps in pending.items():
+        for dep in deps:
+            dependents[dep].append(node)
+    ready = [position[node] for node, deps in pending.items() if not deps]
+    heapq.heapify(ready)
+    result: list[str] = []
+    while ready:
+        node = order[heapq.heappop(ready)]
+        result.append(node)
+        for child in dependents[node]:
+            pending[child].discard(node)
+            if not pending[child]:
+                heapq.heappush(ready, position[child])
+    if len(result) != len(order):
+        raise ValueError("the registry has a dependency cycle")
+    return result

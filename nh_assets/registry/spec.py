@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from nh_assets.formats import FORMATS
+from nh_assets.registry.graph import topological_order
 from nh_assets.registry.dependencies import CellErrors, Dependency, parse_dependencies, prompt_id_problem
 
 WAVES: tuple[str, ...] = ("search", "aggregator", "tagger", "render", "export")
@@ -342,3 +343,9 @@ class Registry:
             return self._index[prompt_id]
         except KeyError:
             raise KeyError(f"no prompt {prompt_id!r} in registry {self.path}") from None
+
+    def topological_order(self) -> tuple[PromptSpec, ...]:
+        """Every prompt after all prompts it depends on (any day offset); ties keep file order."""
+        edges = {spec.prompt_id: [d.prompt_id for d in spec.depends_on] for spec in self.prompts}
+        order = topological_order(edges, [spec.prompt_id for spec in self.prompts])
+        return tuple(self._index[prompt_id] for prompt_id in order)

@@ -1,0 +1,155 @@
+"""``nh config``: every setting, the value in force and where it came from, secrets masked.
+
+Values come from the environment, from ``.env`` (which, as in ``dagster dev``, wins over the
+environment for the variables it defines: ``environment.py``) or from the defaults in
+``nh_assets.settings``; a default is shown as the settings module resolves it, so paths appear
+as the pipeline will use them. Secrets are never printed: tokens and webhooks as ``***``, URLs
+with their password replaced. Variables named ``NH_*`` that nothing reads are listed too, since a
+misspelt name otherwise fails silently by falling back to the default.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass
+
+from nh_assets.cli.environment import DOTENV_NAME, Environment, default_dagster_home, webserver_url
+from nh_assets.cli.exit_codes import INVALID, OK
+from nh_assets.cli.output import print_json, table
+from nh_assets.settings import registry_path_from_env
+from nh_assets.settings import Settings, SettingsError, load_settings
+
+PLAIN, URL, TOKEN = "plain", "url", "token"
+MASK = "***"
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL|WEBHOOK", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    field: str | None  # the Settings field that holds its resolved value, if any
+    secret: str  # plain | url (mask the password) | token (mask all)
+    meaning: str
+    default: str = ""  # shown when unset and no Settings field resolves it
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("DAGSTER_HOME", None, PLAIN, "Dagster instance directory"),
+    Variable("NH_WEBSERVER_URL", None, PLAIN, "the webserver nh submits to (else NH_DAGSTER_UI_URL, else NH_PORT)"),
+    Variable("NH_PORT", None, PLAIN, "scripts/dev.sh's webserver port", "3000"),
+    Variable("NH_DAGSTER_UI_URL", None, PLAIN, "base URL of run links in failure alerts", "http://127.0.0.1:3000"),
+    Variable("NH_DATA_ROOT", "data_root", PLAIN, "root of the data layout"),
+    Variable("NH_REGISTRY", None, PLAIN, "the prompt registry"),
+    Variable("NH_GEMINI_CLI", "gemini_cli", PLAIN, "the Gemini CLI executable"),
+    Variable("NH_DEMO", "demo", PLAIN, "use the project's fake Gemini API"),
+    Variable("NH_PARTITION_START", "partition_start", PLAIN, "first daily partition"),
+    Variable("NH_TIMEZONE", "timezone", PLAIN, "zone whose midnight starts a day"),
+    Variable("NH_RATE_PER_MINUTE", "rate_per_minute", PLAIN, "Gemini requests per minute, machine-wide"),
+    Variable("NH_RATE_PER_DAY", "rate_per_day", PLAIN, "Gemini requests per day (hard cap)"),
+    Variable("NH_RATE_LIMIT_DB", "rate_limit_db", PLAIN, "SQLite rate-limit bucket"),
+    Variable("NH_RATE_LIMIT_BACKEND", "rate_limit_backend", PLAIN, "where the shared bucket lives"),
+    Variable("NH_POSTGRES_URL", None, URL, "Postgres storage and bucket"),
+    Variable("NH_RATE_LIMIT_POSTGRES_URL", None, URL, "a different database for the bucket"),
+    Variable("NH_EXECUTOR", "executor", PLAIN, "multiprocess or celery"),
+    Variable("NH_CELERY_BROKER", None, URL, "Celery broker"),
+    Variable("NH_CELERY_BACKEND", None, URL, "Celery result backend"),
+    Variable("NH_WORKDIR_ROOT", "workdir_root", PLAIN, "parent of the CLI's working directories"),
+    Variable("NH_MAX_GEMINI_PROCESSES", "max_gemini_processes", PLAIN, "Gemini CLI processes at once"),
+    Variable("NH_EXECUTOR_START_METHOD", "executor_start_method", PLAIN, "forkserver or spawn"),
+    Variable("NH_EXECUTOR_MAX_CONCURRENT", "executor_max_concurrent", PLAIN, "step processes per run"),
+    Variable("NH_SCHEDULE_ENABLED", "schedule_enabled", PLAIN, "start the daily schedule running"),
+    Variable("NH_SCHEDULE_HOUR", "schedule_hour", PLAIN, "hour of the daily run"),
+    Variable("NH_SCHEDULE_MINUTE", "schedule_minute", PLAIN, "minute of the daily run"),
+    Variable("NH_REPORT_DEADLINE_HOUR", "report_deadline_hour", PLAIN, "today's report is late after this"),
+    Variable("NH_ALERT_WEBHOOK", None, TOKEN, "failure-alert webhook"),
+    Variable("NH_RETENTION_DAYS", "retention_days", PLAIN, "days of artifacts kept"),
+    Variable("NH_SITE_DIR", "site_dir", PLAIN, "directory deployed to Cloudflare Pages"),
+    Variable("NH_SITE_BUILD_COMMAND", "site_build_command", PLAIN, "command run before deploying"),
+    Variable("NH_CLOUDFLARE_PROJECT", "cloudflare_project", PLAIN, "Cloudflare Pages project"),
+    Variable("NH_WRANGLER_CLI", "wrangler_cli", PLAIN, "the wrangler executable"),
+    Variable("CLOUDFLARE_API_TOKEN", None, TOKEN, "Cloudflare token; without it deployment is skipped"),
+    Variable("GEMINI_API_KEY", None, TOKEN, "Gemini API key, passed to the CLI"),
+    Variable("GOOGLE_GEMINI_BASE_URL", None, URL, "Gemini API base URL, passed to the CLI"),
+)
+_KNOWN = {v.name for v in VARIABLES}
+
+
+def mask(value: str, secret: str) -> str:
+    if not value or secret == PLAIN:
+        return value
+    if secret == TOKEN:
+        return MASK
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError:
+        return MASK
+    if not parts.scheme or not parts.netloc:
+        return MASK  # not a URL we can show safely in parts
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    if parts.username is not None or parts.password is not None:
+        host = f"{parts.username or ''}:{MASK}@{host}" if parts.password is not None else f"{MASK}@{host}"
+    # Query strings carry tokens as often as passwords do; the path is kept for database names.
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, MASK if parts.query else "", ""))
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def collect(environment: Environment) -> tuple[list[dict], str | None]:
+    """Rows of (name, value, source, meaning) and the settings error, if the settings are invalid."""
+    env = environment.values
+    settings: Settings | None = None
+    error = None
+    try:
+        settings = load_settings(dict(env))
+    except SettingsError as exc:
+        error = str(exc)
+    rows = []
+    for var in VARIABLES:
+        source = environment.source(var.name)
+        raw = env.get(var.name, "")
+        if source != "default":
+            value = mask(raw, var.secret)
+        elif var.name == "DAGSTER_HOME":
+            value = str(default_dagster_home(env))
+        elif var.name == "NH_WEBSERVER_URL":
+            value = webserver_url(env)
+        elif var.name == "NH_REGISTRY":
+            value = str(registry_path_from_env())
+        elif var.field and settings is not None:
+            value = _shown(getattr(settings, var.field))
+        else:
+            value = var.default or "(unset)"
+        rows.append({"name": var.name, "value": value, "source": source, "meaning": var.meaning})
+    for name in sorted(n for n in env if n.startswith("NH_") and n not in _KNOWN):
+        secret = TOKEN if _SECRET_NAME.search(name) else URL if "://" in env[name] else PLAIN
+        rows.append(
+            {
+                "name": name,
+                "value": mask(env[name], secret),
+                "source": environment.source(name),
+                "meaning": "not read by nh_assets — a misspelt name?",
+            }
+        )
+    return rows, error
+
+
+def config_command(environment: Environment, as_json: bool) -> int:
+    rows, error = collect(environment)
+    dotenv = str(environment.dotenv_path) if environment.dotenv_path else None
+    if as_json:
+        print_json({"dotenv": dotenv, "valid": error is None, "error": error, "settings": rows})
+    else:
+        print(table(["variable", "value", "source", "meaning"], [tuple(r.values()) for r in rows], max_width=72))
+        print()
+        print(f"{DOTENV_NAME}: {dotenv or f'none in this directory ({DOTENV_NAME}.example shows the format)'}")
+        print("precedence: .env over the environment over defaults (as dagster dev loads them)")
+        if error:
+            print(f"invalid: {error}")
+    return INVALID if error else OK
