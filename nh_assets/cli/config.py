@@ -42,7 +42,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NH_DATA_ROOT", "data_root", PLAIN, "root of the data layout"),
     Variable("NH_REGISTRY", None, PLAIN, "the prompt registry"),
     Variable("NH_GEMINI_CLI", "gemini_cli", PLAIN, "the Gemini CLI executable"),
-    Variable("NH_DEMO", "demo", PLAIN, "use the project's fake Gemini API"),
+    Variable("NH_DEMO", "demo", PLAIN, "the endpoint is the project's fake Gemini API; outputs labelled fake"),
+    Variable("NH_GEMINI_API_URL", "gemini_api_url", URL, "Gemini API endpoint instead of Google's (the demo's)"),
+    Variable("NH_SYSTEM_PROMPT", "system_prompt", PLAIN, "the system prompt every model call gets"),
     Variable("NH_PARTITION_START", "partition_start", PLAIN, "first daily partition"),
     Variable("NH_TIMEZONE", "timezone", PLAIN, "zone whose midnight starts a day"),
     Variable("NH_RATE_PER_MINUTE", "rate_per_minute", PLAIN, "Gemini requests per minute, machine-wide"),
@@ -70,7 +72,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NH_WRANGLER_CLI", "wrangler_cli", PLAIN, "the wrangler executable"),
     Variable("CLOUDFLARE_API_TOKEN", None, TOKEN, "Cloudflare token; without it deployment is skipped"),
     Variable("GEMINI_API_KEY", None, TOKEN, "Gemini API key, passed to the CLI"),
-    Variable("GOOGLE_GEMINI_BASE_URL", None, URL, "Gemini API base URL, passed to the CLI"),
+    Variable("GOOGLE_GEMINI_BASE_URL", None, URL, "Gemini API endpoint the rate gate forwards to"),
+    Variable("CODE_ASSIST_ENDPOINT", None, URL, "Code Assist endpoint (Google login) the rate gate forwards to"),
 )
 _KNOWN = {v.name for v in VARIABLES}
 
