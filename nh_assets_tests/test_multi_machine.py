@@ -26,7 +26,7 @@ import yaml
 
 from nh_assets.settings import REPO_ROOT, SettingsError, load_settings
 from nh_assets_tests.dagster_server import stop_process_group
-from nh_assets_tests.fakes import INSTANCE_YAML, install_fake
+from nh_assets_tests.fakes import INSTANCE_YAML, install_fake, shared_fake_api
 from nh_assets_tests.postgres_server import dagster_url
 from nh_assets_tests.redis_server import running_redis
 
@@ -148,6 +148,8 @@ def test_the_daily_job_runs_across_two_celery_workers_sharing_postgres(tmp_path,
             "NH_PARTITION_START": "2026-11-01",
             "NH_TIMEZONE": "UTC",
             "NH_DEMO": "0",
+            # Every machine's rate gate forwards to one fake Gemini API, as all would to Google.
+            "NH_GEMINI_API_URL": shared_fake_api().base_url,
             "FAKE_GEMINI_LOG": str(calls),
             "FAKE_GEMINI_LATENCY": "0.5",
             "TMPDIR": tempfile.mkdtemp(prefix="nh-"),
