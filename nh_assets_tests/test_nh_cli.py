@@ -252,7 +252,7 @@ def test_plan_calls_no_model_names_every_prompt_and_sees_a_changed_row_as_stale(
     human = nh("plan", f"{day}..2026-11-22", env=plan_env, cwd=cwd)
     assert human.returncode == 0, human.stderr
     assert all(prompt in human.stdout for prompt in PROMPTS)
-    assert f"Gemini requests: {2 * len(llm)}" in human.stdout
+    assert f"Gemini requests: {2 * requests}" in human.stdout
 
 
 def test_backfill_of_two_days_completes(stack):
