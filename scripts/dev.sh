@@ -32,14 +32,17 @@ mkdir -p "$DAGSTER_HOME"
 if [ "$demo" = 1 ]; then
   # The fake API is a process of its own; the pipeline only sees its URL (NH_GEMINI_API_URL).
   port="${NH_DEMO_PORT:-8765}"
-  .venv/bin/python -m nh_assets.demo --port "$port" >/dev/null &
+  ready="$(mktemp)"
+  # It prints its URL once it listens; a taken port makes it exit with the reason instead.
+  .venv/bin/python -m nh_assets.demo --port "$port" >"$ready" &
   demo_pid=$!
-  trap 'kill "$demo_pid" 2>/dev/null || true' EXIT
-  for _ in $(seq 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    kill -0 "$demo_pid" 2>/dev/null || { echo "dev: the demo API did not start on port $port (set NH_DEMO_PORT)" >&2; exit 1; }
-    sleep 0.2
+  trap 'kill "$demo_pid" 2>/dev/null || true; rm -f "$ready"' EXIT
+  for _ in $(seq 100); do
+    [ -s "$ready" ] && break
+    kill -0 "$demo_pid" 2>/dev/null || { echo "dev: the demo API did not start on port $port (set NH_DEMO_PORT to a free port)" >&2; exit 1; }
+    sleep 0.1
   done
+  [ -s "$ready" ] || { echo "dev: the demo API did not answer within 10 s" >&2; exit 1; }
   export NH_DEMO=1 NH_GEMINI_API_URL="http://127.0.0.1:$port"
 fi
 echo "dev: DAGSTER_HOME=$DAGSTER_HOME NH_DATA_ROOT=$NH_DATA_ROOT NH_DEMO=${NH_DEMO:-0} ${NH_GEMINI_API_URL:+NH_GEMINI_API_URL=$NH_GEMINI_API_URL}"
