@@ -19,6 +19,7 @@ from nh_assets.executor import executor_for
 from nh_assets.factory import build_prompt_assets
 from nh_assets.operations import build_operations_definitions
 from nh_assets.partitions import daily_partitions
+from nh_assets.publishing_site.definitions import build_site_definitions
 from nh_assets.registry import Registry, load_registry, registry_path_from_env
 from nh_assets.resources.data_layout import DataLayoutResource
 from nh_assets.resources.gemini import GeminiCLIResource
@@ -40,7 +41,7 @@ class Core:
 
 Extension = Callable[[Core], dg.Definitions]
 # Operational parts of the code location, each built from the core graph (see their modules).
-EXTENSIONS: list[Extension] = [build_automation_definitions, build_operations_definitions]
+EXTENSIONS: list[Extension] = [build_automation_definitions, build_operations_definitions, build_site_definitions]
 
 
 def build_core(settings: Settings, registry: Registry) -> Core:

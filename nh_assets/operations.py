@@ -1,8 +1,8 @@
 """Operational parts of the code location: publishing, retention, history import, preflight.
 
 ``build_operations_definitions`` is one of the builders merged by ``definitions.EXTENSIONS``.
-It adds the ``site_deployment`` asset (when the registry has the site payload) with its
-``wrangler`` resource, the ``retention_cleanup`` job and its stopped daily schedule, and the
+It adds the ``wrangler`` resource (used by ``site_deployment``, see ``publishing_site``, and by
+preflight), the ``retention_cleanup`` job and its stopped daily schedule, and the
 ``import_history`` and ``preflight`` jobs. Its jobs use the ``layout`` resource of the core
 graph, so their data root is the one the prompt assets write to.
 
@@ -21,8 +21,8 @@ import dagster as dg
 
 from nh_assets.history_import import build_import_history_job
 from nh_assets.preflight import build_preflight_job
-from nh_assets.publishing import build_site_deployment_asset, payload_spec
-from nh_assets.resources.wrangler import TOKEN_ENV, WranglerResource
+from nh_assets.publishing_site.pages_wrangler import PagesWranglerResource
+from nh_assets.resources.wrangler import TOKEN_ENV
 from nh_assets.retention import build_retention_job, build_retention_schedule
 
 if TYPE_CHECKING:  # definitions imports this module's builder: no runtime cycle
@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # definitions imports this module's builder: no runtime cycle
 
 def build_operations_definitions(core: Core) -> dg.Definitions:
     settings = core.settings
-    wrangler = WranglerResource(
+    wrangler = PagesWranglerResource(
         cli_path=settings.wrangler_cli,
         project_name=settings.cloudflare_project,
         site_dir=str(settings.site_dir),
@@ -40,18 +40,10 @@ def build_operations_definitions(core: Core) -> dg.Definitions:
         # Only the variable's presence is read here; Dagster resolves its value at execution.
         api_token=dg.EnvVar(TOKEN_ENV) if os.environ.get(TOKEN_ENV, "").strip() else "",
     )
-    assets = []
-    if payload_spec(core.registry) is not None:
-        assets.append(
-            build_site_deployment_asset(
-                registry=core.registry, partitions_def=core.partitions_def, data_root=settings.data_root
-            )
-        )
     retention = build_retention_job(
         registry=core.registry, timezone=settings.timezone, default_keep_days=settings.retention_days
     )
     return dg.Definitions(
-        assets=assets,
         jobs=[
             retention,
             build_import_history_job(registry=core.registry, partitions_def=core.partitions_def),
