@@ -21,6 +21,8 @@ from .html_policy import sanitize_html
 _MD_LINK = re.compile(r"\[(?P<title>[^\]\n]{1,200})\]\((?P<url>https?://[^)\s]+)\)")
 _BARE_URL = re.compile(r"(?<![(\[<\"'])\bhttps?://[^\s)<>\]\"']+")
 _TITLE = re.compile(r"\A\s*#\s+[^\n]*\n")
+_SOURCES_SECTION = re.compile(r"^(?P<hashes>#{1,6})\s*(?:Sources|References)\b[^\n]*\n(?P<body>.*?)(?=^#{1,6}\s|\Z)",
+                              re.MULTILINE | re.DOTALL | re.IGNORECASE)
 
 
 @lru_cache(maxsize=1)
@@ -34,6 +36,11 @@ def render_markdown(text: str, *, drop_title: bool = False) -> str:
         body = _TITLE.sub("", body, count=1)
     cleaned, _removed = sanitize_html(_renderer().render(body))
     return cleaned
+
+
+def without_sources_section(text: str) -> str:
+    """The note without its "Sources" section: the page lists the extracted sources itself."""
+    return _SOURCES_SECTION.sub("", text)
 
 
 def plain_text(text: str, limit: int = 400) -> str:

@@ -24,8 +24,9 @@ from typing import Callable, Iterable
 
 import jinja2
 
-from .day_input import DayInput
-from .markdown_render import plain_text, render_markdown
+from .day_input import DayInput, Note
+from .html_policy import sanitize_html
+from .markdown_render import plain_text, render_markdown, without_sources_section
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 TEMPLATES = PACKAGE_DIR / "templates"
@@ -111,6 +112,11 @@ def _render(template: str, **context: object) -> bytes:
     return ENV.get_template(template).render(**context).encode()
 
 
+def _note(note: Note) -> dict:
+    body = without_sources_section(note.markdown) if note.sources else note.markdown
+    return {**note.model_dump(), "html": render_markdown(body, drop_title=True)}
+
+
 def day_pages(day_sha: str, load: Callable[[], DayInput], day: str, prev_day: str | None, next_day: str | None) -> list[Page]:
     """The day page and, when the day has one, its dashboard page."""
 
@@ -123,14 +129,15 @@ def day_pages(day_sha: str, load: Callable[[], DayInput], day: str, prev_day: st
             k=d.kpis,
             missing=d.all_missing(),
             sections=[{"heading": s.heading, "html": render_markdown(s.markdown)} for s in d.payload.sections],
-            notes=[{**n.model_dump(), "html": render_markdown(n.markdown, drop_title=True)} for n in d.notes],
-            analyses=[{**n.model_dump(), "html": render_markdown(n.markdown, drop_title=True)} for n in d.analyses],
+            notes=[_note(n) for n in d.notes],
+            analyses=[_note(n) for n in d.analyses],
             prev_day=prev_day,
             next_day=next_day,
         )
 
     def dashboard() -> bytes:
-        return _render("dashboard.html.j2", date=day, dashboard_html=load().dashboard_html or "")
+        # Sanitized when collected, and again here: the copy on disk is input like any other.
+        return _render("dashboard.html.j2", date=day, dashboard_html=sanitize_html(load().dashboard_html or "")[0])
 
     pages = [Page(f"reports/{day}/index.html", _hash(day_sha, prev_day, next_day), page)]
     pages.append(Page(f"reports/{day}/dashboard/index.html", _hash("dashboard", day_sha), dashboard))

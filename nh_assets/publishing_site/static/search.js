@@ -58,7 +58,7 @@ async function run(query, cat) {
   const shown = await Promise.all(found.results.slice(0, 20).map((r) => r.data()));
   list.replaceChildren(...shown.map(card));
   const n = found.results.length;
-  status.textContent = n === 0 ? `No day mentions “${query}”.` : `${n} day${n === 1 ? "" : "s"} mention “${query}”${n > 20 ? " (showing 20)" : ""}.`;
+  status.textContent = n === 0 ? `No day mentions “${query}”.` : `${n === 1 ? "1 day mentions" : `${n} days mention`} “${query}”${n > 20 ? " (showing 20)" : ""}.`;
 }
 
 const params = new URLSearchParams(window.location.search);
