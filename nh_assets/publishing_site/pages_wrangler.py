@@ -6,7 +6,7 @@ resource extends the project's ``WranglerResource`` (same fields, same classifie
 same token handling) with that verification: the deployment the deploy printed must be listed
 for the project, by URL or id, and its latest stage must have succeeded. A deployment still
 building is asked about again a few times; absent, failed or unparseable is a ``DeployFailure``
-with the cause and the fix. The site directory is a link replaced by every build, so the deploy
+with the cause and the fix, never retried (a retry would upload a second deployment). The site directory is a link replaced by every build, so the deploy
 uploads the build it resolves to at that moment, never a tree that changes under it.
 """
 
@@ -61,8 +61,8 @@ def find_deployment(rows: list[dict], deployment: Deployment) -> dict | None:
 class PagesWranglerResource(WranglerResource):
     """``WranglerResource`` plus ``deploy_verified``: deploy, then confirm in the deployment list."""
 
-    verify_attempts: int = Field(default=5, ge=1, description="Times to ask for the deployment list before failing.")
-    verify_delay_s: float = Field(default=3.0, ge=0, description="Seconds between those attempts.")
+    verify_attempts: int = Field(default=4, ge=1, description="Times to ask for the deployment list before failing.")
+    verify_delay_s: float = Field(default=2.0, ge=0, description="Seconds between those attempts.")
 
     def command(self) -> list[str]:
         site = str(Path(self.site_dir).resolve())
@@ -123,12 +123,11 @@ class PagesWranglerResource(WranglerResource):
                 f"deployment {deployment.deployment_id} ({deployment.url}) is not in `{listing}` {waited}",
                 f"check project {self.project_name} in the Cloudflare dashboard (Workers & Pages › Deployments) and "
                 "that NH_CLOUDFLARE_PROJECT names it; then materialize site_deployment again",
-                retryable=True,
             )
         raise DeployFailure(
             f"deployment {deployment.deployment_id} is still {row.get('Status')} {waited}",
-            "Cloudflare is slow to activate it: retried automatically; check the dashboard if it persists",
-            retryable=True,
+            "Cloudflare has not activated it yet: check it in the dashboard, then materialize site_deployment again "
+            "(a retry here would upload a second deployment)",
         )
 
 
