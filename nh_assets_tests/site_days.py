@@ -63,9 +63,18 @@ def synthetic_day(day: str, *, extra: str = "", answer: str | None = None, missi
         sections.append(PayloadSection(heading=heading, markdown=body))
     raw = f"# {title}\n\n" + "\n\n".join(f"## {s.heading}\n\n{s.markdown}" for s in sections)
     payload = PublishedPayload(
-        date=day, title=title, summary=summary, tags=rng.sample(TAGS, 6), categories=rng.sample(list(TAG_CATEGORIES), 3),
-        sections=sections, notable_developments=[], strategic_implications=[], recommendations=[],
-        raw_markdown=raw, permalink=f"/reports/{day}/", missing_inputs=list(missing),
+        date=day,
+        title=title,
+        summary=summary,
+        tags=rng.sample(TAGS, 6),
+        categories=rng.sample(list(TAG_CATEGORIES), 3),
+        sections=sections,
+        notable_developments=[],
+        strategic_implications=[],
+        recommendations=[],
+        raw_markdown=raw,
+        permalink=f"/reports/{day}/",
+        missing_inputs=list(missing),
     )
     notes = []
     for pid, note_title, category in NOTES:
@@ -74,14 +83,25 @@ def synthetic_day(day: str, *, extra: str = "", answer: str | None = None, missi
             f"## Sources\n\n- [{pid} source one](https://example.org/{day}/{pid}/1)\n"
             f"- [{pid} source two](https://example.com/{day}/{pid}/2)\n"
         )
-        notes.append(Note(prompt_id=pid, title=note_title, category=category, markdown=text, sources=extract_sources(text)))
+        notes.append(
+            Note(prompt_id=pid, title=note_title, category=category, markdown=text, sources=extract_sources(text))
+        )
     analyses = [
         Note(prompt_id=pid, title=t, category="Ideation", markdown=f"## Themes\n\n{_prose(rng, 6)}")
         for pid, t in (("continuity_builder", "Continuity Builder"), ("meta_project_explorer", "Meta Project Explorer"))
     ]
     return DayInput(
-        date=day, payload=payload, notes=notes, analyses=analyses,
-        dashboard_html=f"<section class=\"grid\"><h2>Dashboard</h2><p>{_prose(rng, 3)}</p></section>",
-        kpis=Kpis(domains=10, tokens=rng.randint(150_000, 400_000), prompts_run=22, prompts_failed=0, prompts_total=22,
-                  generation_s=round(rng.uniform(300, 900), 1)),
+        date=day,
+        payload=payload,
+        notes=notes,
+        analyses=analyses,
+        dashboard_html=f'<section class="grid"><h2>Dashboard</h2><p>{_prose(rng, 3)}</p></section>',
+        kpis=Kpis(
+            domains=10,
+            tokens=rng.randint(150_000, 400_000),
+            prompts_run=22,
+            prompts_failed=0,
+            prompts_total=22,
+            generation_s=round(rng.uniform(300, 900), 1),
+        ),
     )

@@ -124,7 +124,11 @@ def test_a_damaged_day_copy_is_reported_in_one_line(tmp_path):
     bad.write_text('{"date": "2026-11-20"}')
     with pytest.raises(DayInputError) as error:
         read_day(bad)
-    assert "\n" not in str(error.value) and str(bad) in str(error.value) and "materialize the site asset" in str(error.value)
+    assert (
+        "\n" not in str(error.value)
+        and str(bad) in str(error.value)
+        and "materialize the site asset" in str(error.value)
+    )
 
 
 @pytest.mark.parametrize(

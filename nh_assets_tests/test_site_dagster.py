@@ -74,9 +74,13 @@ def test_the_day_copy_holds_kpis_from_the_materializations(graph, registry):
 
 def test_retention_does_not_shrink_the_site(graph, registry):
     instance, settings = graph["instance"], graph["settings"]
-    cleanup = graph["defs"].resolve_job_def(RETENTION_JOB).execute_in_process(
-        instance=instance,
-        run_config={"ops": {"remove_expired_artifacts": {"config": {"keep_days": 1, "dry_run": False}}}},
+    cleanup = (
+        graph["defs"]
+        .resolve_job_def(RETENTION_JOB)
+        .execute_in_process(
+            instance=instance,
+            run_config={"ops": {"remove_expired_artifacts": {"config": {"keep_days": 1, "dry_run": False}}}},
+        )
     )
     assert cleanup.success
     assert not (settings.data_root / f"publishing/{DAY1}.json").exists(), "retention should have removed it"
@@ -95,9 +99,13 @@ def test_an_update_to_an_old_day_requests_the_site(graph):
     assert quiet.get_num_requested(SITE) == 0, "nothing changed since the site was built"
     # A backfill re-materializes an old day's payload (not the latest partition).
     instance.report_runless_asset_event(dg.AssetMaterialization("site_payload_exporter", partition=DAY1))
-    after = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, cursor=quiet.cursor)
+    after = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, asset_selection=selection, cursor=quiet.cursor
+    )
     assert after.get_num_requested(SITE) == 1
-    again = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, cursor=after.cursor)
+    again = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, asset_selection=selection, cursor=after.cursor
+    )
     assert again.get_num_requested(SITE) == 0, "requested once per change, not on every tick"
 
 
@@ -106,5 +114,7 @@ def test_a_new_site_build_requests_a_deployment(graph):
     selection = dg.AssetSelection.assets("site_deployment")
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
     instance.report_runless_asset_event(dg.AssetMaterialization(SITE))
-    second = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection, cursor=first.cursor)
+    second = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, asset_selection=selection, cursor=first.cursor
+    )
     assert second.get_num_requested(dg.AssetKey("site_deployment")) == 1

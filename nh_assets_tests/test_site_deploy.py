@@ -91,7 +91,12 @@ def test_deploys_the_built_site_verifies_it_and_announces_the_day(
     build = settings.site_dir.resolve()
     assert deploy["argv"] == ["pages", "deploy", str(build), "--project-name", "neurohelix", "--branch", "production"]
     uploaded = {path for path, _size in deploy["uploads"]}
-    assert {f"reports/{d}/index.html" for d in DAYS} | {"index.html", "feed.xml", "404.html", "pagefind/pagefind.js"} <= uploaded
+    assert {f"reports/{d}/index.html" for d in DAYS} | {
+        "index.html",
+        "feed.xml",
+        "404.html",
+        "pagefind/pagefind.js",
+    } <= uploaded
     assert deploy["token_sha256"] == hashlib.sha256(TOKEN.encode()).hexdigest()
     assert listing["argv"] == ["pages", "deployment", "list", "--project-name", "neurohelix", "--json"]
 
@@ -99,7 +104,9 @@ def test_deploys_the_built_site_verifies_it_and_announces_the_day(
     meta = {k: v.value for k, v in materialization.metadata.items()}
     url = meta["cloudflare.deployment_url"]
     assert url.endswith(".neurohelix.pages.dev") and meta["cloudflare.verified"] is True
-    assert meta["nh.site.file_count"] == len(uploaded) and meta["nh.site.bundle_bytes"] == sum(s for _p, s in deploy["uploads"])
+    assert meta["nh.site.file_count"] == len(uploaded) and meta["nh.site.bundle_bytes"] == sum(
+        s for _p, s in deploy["uploads"]
+    )
     summary = json.loads((settings.data_root / "logs/publishing/latest.json").read_text())
     assert summary["status"] == "deployed" and summary["url"] == url and summary["verified"] is True
     assert summary["file_count"] == len(uploaded) and summary["build_duration_s"] > 0
@@ -168,7 +175,8 @@ def test_without_a_token_the_site_is_built_the_deploy_skipped_and_the_day_announ
 
 
 def test_the_deployment_list_parser_reads_wrangler_4_json():
-    output = 'warning: something\n[\n  {"Id": "0b1901b2-aaaa", "Deployment": "https://0b1901b2.nh.pages.dev", "Status": "2 minutes ago"}\n]\n'
+    row = '{"Id": "0b1901b2-aaaa", "Deployment": "https://0b1901b2.nh.pages.dev", "Status": "2 minutes ago"}'
+    output = f"warning: something\n[\n  {row}\n]\n"
     assert parse_deployment_list(output)[0]["Id"] == "0b1901b2-aaaa"
     with pytest.raises(ValueError):
         parse_deployment_list("✘ [ERROR] not json")

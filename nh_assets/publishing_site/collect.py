@@ -168,9 +168,7 @@ def build_day(
     )
 
 
-def collect_days(
-    *, instance: dg.DagsterInstance, roles: SiteRoles, data_root: Path, src_dir: Path
-) -> CollectResult:
+def collect_days(*, instance: dg.DagsterInstance, roles: SiteRoles, data_root: Path, src_dir: Path) -> CollectResult:
     """Refresh ``src_dir/DATE.json`` for every day whose record or payload is new."""
     state_path = src_dir / STATE_FILE
     try:

@@ -11,7 +11,6 @@ message still goes out with the local link. Each outcome is written to
 ``NH_DATA_ROOT/logs/publishing/latest.json`` (URL, build duration, bundle size, file count).
 """
 
-
 import json
 import os
 import time
@@ -77,7 +76,8 @@ def build_site_deployment_asset(*, site_dir: Path, site_url: str) -> dg.AssetsDe
     ):
         if not (site_dir.is_symlink() and site_dir.resolve().is_dir()):
             raise dg.Failure(
-                description=f"site_deployment: no built site at {site_dir} — materialize the {SITE_ASSET} asset first",
+                description=f"site_deployment: no built site at {site_dir} — materialize the {SITE_ASSET} asset "
+                "first",
                 allow_retries=False,
             )
         build = _site_build_metadata(context.instance)
@@ -110,7 +110,9 @@ def build_site_deployment_asset(*, site_dir: Path, site_url: str) -> dg.AssetsDe
                     **common,
                     "cloudflare.status": dg.MetadataValue.text("skipped"),
                     "nh.skip_reason": dg.MetadataValue.text(f"{TOKEN_ENV} not set"),
-                    "nh.fix": dg.MetadataValue.text(f"export {TOKEN_ENV} (a token with Cloudflare Pages: Edit) and reload"),
+                    "nh.fix": dg.MetadataValue.text(
+                        f"export {TOKEN_ENV} (a token with Cloudflare Pages: Edit) and reload"
+                    ),
                 },
             )
             return
@@ -131,11 +133,19 @@ def build_site_deployment_asset(*, site_dir: Path, site_url: str) -> dg.AssetsDe
         metadata["cloudflare.verified"] = dg.MetadataValue.bool(True)
         metadata["cloudflare.verified_status"] = dg.MetadataValue.text(verified.status)
         metadata["cloudflare.environment"] = dg.MetadataValue.text(verified.environment or "unknown")
-        _record(layout, {
-            **summary, "status": "deployed", "url": deployment.url, "alias_url": deployment.alias_url,
-            "deployment_id": deployment.deployment_id, "verified": True, "verified_status": verified.status,
-            "deploy_duration_s": round(time.monotonic() - started, 3),
-        })
+        _record(
+            layout,
+            {
+                **summary,
+                "status": "deployed",
+                "url": deployment.url,
+                "alias_url": deployment.alias_url,
+                "deployment_id": deployment.deployment_id,
+                "verified": True,
+                "verified_status": verified.status,
+                "deploy_duration_s": round(time.monotonic() - started, 3),
+            },
+        )
         _announce(context, alerts, src_dir, base_url=site_url, deployed=True)
         yield dg.MaterializeResult(metadata=metadata)
 
@@ -146,8 +156,9 @@ def _record(layout: DataLayoutResource, summary: dict) -> None:
     write_atomic(layout.root_path / PUBLISH_LOG, (json.dumps(summary, indent=2) + "\n").encode())
 
 
-def _announce(context: dg.AssetExecutionContext, alerts: FailureAlertResource, src_dir: Path, *, base_url: str,
-              deployed: bool) -> None:
+def _announce(
+    context: dg.AssetExecutionContext, alerts: FailureAlertResource, src_dir: Path, *, base_url: str, deployed: bool
+) -> None:
     pending = pending_days(src_dir)
     text = newest_message(src_dir, pending, base_url=base_url, deployed=deployed)
     if text is None:

@@ -21,8 +21,10 @@ from .html_policy import sanitize_html
 _MD_LINK = re.compile(r"\[(?P<title>[^\]\n]{1,200})\]\((?P<url>https?://[^)\s]+)\)")
 _BARE_URL = re.compile(r"(?<![(\[<\"'])\bhttps?://[^\s)<>\]\"']+")
 _TITLE = re.compile(r"\A\s*#\s+[^\n]*\n")
-_SOURCES_SECTION = re.compile(r"^(?P<hashes>#{1,6})\s*(?:Sources|References)\b[^\n]*\n(?P<body>.*?)(?=^#{1,6}\s|\Z)",
-                              re.MULTILINE | re.DOTALL | re.IGNORECASE)
+_SOURCES_SECTION = re.compile(
+    r"^(?P<hashes>#{1,6})\s*(?:Sources|References)\b[^\n]*\n(?P<body>.*?)(?=^#{1,6}\s|\Z)",
+    re.MULTILINE | re.DOTALL | re.IGNORECASE,
+)
 
 
 @lru_cache(maxsize=1)

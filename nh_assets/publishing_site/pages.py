@@ -117,7 +117,9 @@ def _note(note: Note) -> dict:
     return {**note.model_dump(), "html": render_markdown(body, drop_title=True)}
 
 
-def day_pages(day_sha: str, load: Callable[[], DayInput], day: str, prev_day: str | None, next_day: str | None) -> list[Page]:
+def day_pages(
+    day_sha: str, load: Callable[[], DayInput], day: str, prev_day: str | None, next_day: str | None
+) -> list[Page]:
     """The day page and, when the day has one, its dashboard page."""
 
     def page() -> bytes:
@@ -193,8 +195,16 @@ def index_pages(days_desc: list[DaySummary], *, site_url: str) -> list[Page]:
     )
     for kind, terms, attr in (("categories", categories, "categories"), ("tags", tags, "tags")):
         label = "Categories" if kind == "categories" else "Tags"
-        pages.append(_static_page(f"{kind}/index.html", "terms.html.j2", heading=label, kind=kind, terms=terms,
-                                  lede=f"{len(terms)} {kind}; each links to the days it describes."))
+        pages.append(
+            _static_page(
+                f"{kind}/index.html",
+                "terms.html.j2",
+                heading=label,
+                kind=kind,
+                terms=terms,
+                lede=f"{len(terms)} {kind}; each links to the days it describes.",
+            )
+        )
         by_slug: dict[str, list[DaySummary]] = {}
         names: dict[str, str] = {}
         for d in days_desc:
@@ -203,8 +213,13 @@ def index_pages(days_desc: list[DaySummary], *, site_url: str) -> list[Page]:
                 names.setdefault(slug(name), name)
         for term_slug, term_days in by_slug.items():
             heading = f"{'Category' if kind == 'categories' else 'Tag'}: {names[term_slug]}"
-            pages += _listing(f"{kind}/{term_slug}", term_days, heading=heading, show_tools=False,
-                              lede=f"{len(term_days)} day{'s' if len(term_days) != 1 else ''}, newest first.")
+            pages += _listing(
+                f"{kind}/{term_slug}",
+                term_days,
+                heading=heading,
+                show_tools=False,
+                lede=f"{len(term_days)} day{'s' if len(term_days) != 1 else ''}, newest first.",
+            )
     pages.append(_static_page("search/index.html", "search.html.j2", categories=[c["name"] for c in categories]))
     pages.append(_static_page("404.html", "notfound.html.j2"))
     if newest:
@@ -212,8 +227,11 @@ def index_pages(days_desc: list[DaySummary], *, site_url: str) -> list[Page]:
         redirects = f"/latest /reports/{newest}/ 302\n/latest/ /reports/{newest}/ 302\n".encode()
         pages.append(Page("_redirects", _hash("_redirects", newest), lambda: redirects))
     updated = f"{newest}T00:00:00Z" if newest else datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    pages.append(_static_page("feed.xml", "feed.xml.j2", days=days_desc[:FEED_ENTRIES], updated=updated,
-                              site_url=site_url.rstrip("/")))
+    pages.append(
+        _static_page(
+            "feed.xml", "feed.xml.j2", days=days_desc[:FEED_ENTRIES], updated=updated, site_url=site_url.rstrip("/")
+        )
+    )
     days_json = json.dumps([d.date for d in reversed(days_desc)]).encode()
     pages.append(Page("days.json", _hash("days.json", days_json.decode()), lambda: days_json))
     for asset in sorted(STATIC.iterdir()):

@@ -6,7 +6,8 @@ resource extends the project's ``WranglerResource`` (same fields, same classifie
 same token handling) with that verification: the deployment the deploy printed must be listed
 for the project, by URL or id, and its latest stage must have succeeded. A deployment still
 building is asked about again a few times; absent, failed or unparseable is a ``DeployFailure``
-with the cause and the fix, never retried (a retry would upload a second deployment). The site directory is a link replaced by every build, so the deploy
+with the cause and the fix, never retried (a retry would upload a second deployment). The site
+directory is a link replaced by every build, so the deploy
 uploads the build it resolves to at that moment, never a tree that changes under it.
 """
 
@@ -92,8 +93,12 @@ class PagesWranglerResource(WranglerResource):
             )
             if returncode != 0:
                 failure = _classify(returncode, output, self.project_name)
-                raise DeployFailure(f"verification failed: {failure.cause}", failure.fix, retryable=failure.retryable,
-                                    output_tail=failure.output_tail)
+                raise DeployFailure(
+                    f"verification failed: {failure.cause}",
+                    failure.fix,
+                    retryable=failure.retryable,
+                    output_tail=failure.output_tail,
+                )
             try:
                 rows = parse_deployment_list(output)
             except ValueError as exc:
@@ -107,13 +112,18 @@ class PagesWranglerResource(WranglerResource):
             if row and status in _FAILED:
                 raise DeployFailure(
                     f"deployment {deployment.deployment_id} is listed with status {status}",
-                    f"open the deployment's build log in the Cloudflare dashboard ({row.get('Build', 'Pages › Deployments')}) "
+                    "open the deployment's build log in the Cloudflare dashboard "
+                    f"({row.get('Build', 'Pages › Deployments')}) "
                     "and materialize site_deployment again once it is fixed",
                 )
             if row and status and status not in _NOT_YET:
                 log(f"verified: deployment {row.get('Id')} listed, status {status}")
                 return VerifiedDeployment(
-                    str(row.get("Id", "")), str(row.get("Deployment", "")), str(row.get("Environment", "")), status, attempt
+                    str(row.get("Id", "")),
+                    str(row.get("Deployment", "")),
+                    str(row.get("Environment", "")),
+                    status,
+                    attempt,
                 )
             if attempt < self.verify_attempts:
                 time.sleep(self.verify_delay_s)

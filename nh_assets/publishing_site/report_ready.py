@@ -52,7 +52,10 @@ def mark_told(src_dir: Path, pending: Pending) -> None:
 
 def report_ready_text(day: DayInput, *, link: str, others: int, deployed: bool) -> str:
     where = "published" if deployed else "built locally (not deployed: no CLOUDFLARE_API_TOKEN)"
-    lines = [f"NeuroHelix report ready — {day.payload.title} ({where})", plain_text(day.payload.summary, SUMMARY_CHARS)]
+    lines = [
+        f"NeuroHelix report ready — {day.payload.title} ({where})",
+        plain_text(day.payload.summary, SUMMARY_CHARS),
+    ]
     if day.all_missing():
         lines.append(f"Incomplete: missing {', '.join(day.all_missing())}")
     lines.append(link)

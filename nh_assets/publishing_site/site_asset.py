@@ -12,7 +12,6 @@ rather than one per step. Which days changed is read from Dagster's records (``c
 only their pages are re-rendered (``site_build``).
 """
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -59,7 +58,9 @@ def build_site_asset(*, roles: SiteRoles, site_dir: Path, site_url: str, pagefin
     )
     def site(context: dg.AssetExecutionContext, layout: DataLayoutResource) -> dg.MaterializeResult:
         paths = SitePaths(site_dir=site_dir, src_dir=layout.root_path / SITE_SRC)
-        collected = collect_days(instance=context.instance, roles=roles, data_root=layout.root_path, src_dir=paths.src_dir)
+        collected = collect_days(
+            instance=context.instance, roles=roles, data_root=layout.root_path, src_dir=paths.src_dir
+        )
         for problem in collected.problems:
             context.log.warning(problem)
         try:
@@ -69,7 +70,8 @@ def build_site_asset(*, roles: SiteRoles, site_dir: Path, site_url: str, pagefin
         for problem in report.skipped_days:
             context.log.warning(problem)
         context.log.info(
-            f"site: {report.days} day(s), {len(report.changed_days)} changed, {report.pages_rendered} page(s) rendered, "
+            f"site: {report.days} day(s), {len(report.changed_days)} changed, "
+            f"{report.pages_rendered} page(s) rendered, "
             f"{report.pages_kept} kept, in {report.duration_s:.1f}s ({'full' if report.full else 'incremental'})"
         )
         return dg.MaterializeResult(
