@@ -70,7 +70,9 @@ class Settings(BaseModel):
     schedule_minute: int = Field(ge=0, le=59, description="NH_SCHEDULE_MINUTE: minute of the daily run.")
     report_deadline_hour: int = Field(ge=0, le=23, description="NH_REPORT_DEADLINE_HOUR: today's report is late after this.")
     retention_days: int = Field(ge=1, description="NH_RETENTION_DAYS: keep this many days of artifacts.")
-    site_dir: Path = Field(description="NH_SITE_DIR: directory wrangler deploys (default DATA_ROOT/publishing).")
+    site_dir: Path = Field(description="NH_SITE_DIR: the built site, a link to its latest build (DATA_ROOT/site).")
+    site_url: str = Field(description="NH_SITE_URL: public base URL of the site, for the feed and notifications.")
+    pagefind_cli: str = Field(description="NH_PAGEFIND_CLI: path or name of the pagefind executable (search index).")
     site_build_command: str = Field(description="NH_SITE_BUILD_COMMAND: optional command run before deploying.")
     cloudflare_project: str = Field(description="NH_CLOUDFLARE_PROJECT: Cloudflare Pages project name.")
     wrangler_cli: str = Field(description="NH_WRANGLER_CLI: path or name of the wrangler executable.")
@@ -97,7 +99,12 @@ class Settings(BaseModel):
         return value
 
 
-_ENV_NAMES = {"gemini_cli": "NH_GEMINI_CLI", "wrangler_cli": "NH_WRANGLER_CLI", "rate_limit_url_env": "NH_POSTGRES_URL"}
+_ENV_NAMES = {
+    "gemini_cli": "NH_GEMINI_CLI",
+    "wrangler_cli": "NH_WRANGLER_CLI",
+    "pagefind_cli": "NH_PAGEFIND_CLI",
+    "rate_limit_url_env": "NH_POSTGRES_URL",
+}
 
 
 POSTGRES_URL_SCHEME = "postgresql+psycopg2://"
@@ -219,7 +226,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "schedule_minute": env.get("NH_SCHEDULE_MINUTE") or 0,
         "report_deadline_hour": env.get("NH_REPORT_DEADLINE_HOUR") or 9,
         "retention_days": env.get("NH_RETENTION_DAYS") or 90,
-        "site_dir": Path(env.get("NH_SITE_DIR") or data_root / "publishing").expanduser().resolve(),
+        # Not resolved: the site directory is a link that each build replaces.
+        "site_dir": Path(os.path.abspath(Path(env.get("NH_SITE_DIR") or data_root / "site").expanduser())),
+        "site_url": env.get("NH_SITE_URL") or f"https://{env.get('NH_CLOUDFLARE_PROJECT') or 'neurohelix'}.pages.dev",
+        "pagefind_cli": env.get("NH_PAGEFIND_CLI") or str(REPO_ROOT / "node_modules" / ".bin" / "pagefind"),
         "site_build_command": env.get("NH_SITE_BUILD_COMMAND") or "",
         "cloudflare_project": env.get("NH_CLOUDFLARE_PROJECT") or "neurohelix",
         "wrangler_cli": env.get("NH_WRANGLER_CLI") or "wrangler",

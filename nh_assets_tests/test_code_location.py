@@ -45,7 +45,7 @@ def test_assets_are_grouped_by_wave_with_pools_and_code_versions(settings, regis
     graph = build_definitions(settings, registry).resolve_asset_graph()
     nodes = {key.to_user_string(): graph.get(key) for key in graph.get_all_asset_keys()}
     assert set(ids(registry)) <= set(nodes)
-    assert set(nodes) - set(ids(registry)) == {"site_deployment"}
+    assert set(nodes) - set(ids(registry)) == {"site", "site_deployment"}
     for spec in registry.prompts:
         node = nodes[spec.prompt_id]
         assert node.group_name == spec.wave

@@ -14,8 +14,9 @@ file read per check, and a check always judges the artifact its asset produced. 
 that a check cannot re-run alone; re-materializing the partition re-judges it.
 
 When a blocking check fails, Dagster records the materialization and the verdict, then fails the
-step, so nothing downstream runs in that run; across runs ``site_deployment`` waits for them
-through ``AutomationCondition.all_deps_blocking_checks_passed()``.
+step, so nothing downstream runs in that run; across runs the ``site`` asset validates each
+payload against the same schema and keeps the last good copy of a day whose payload fails it
+(``publishing.site.collect``).
 
 The check specs carry the asset's ``partitions_def`` (a preview feature of Dagster 1.13): only
 then is a verdict stored for its partition, so each day's artifact has its own verdict,
