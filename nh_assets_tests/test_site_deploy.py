@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -63,7 +64,8 @@ def wrangler_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _run(settings_env, registry, instance, tmp_path, **env):
     cli = install_fake(tmp_path / "bin" / "wrangler", FAKE_WRANGLER)
-    settings = load_settings({**settings_env, "NH_WRANGLER_CLI": str(cli), **env})
+    # Settings read the environment at load: the token a test exported counts, as for an operator.
+    settings = load_settings({**os.environ, **settings_env, "NH_WRANGLER_CLI": str(cli), **env})
     for day in DAYS:
         write_day(settings.data_root / "site_src", synthetic_day(day))
     defs = build_definitions(settings, registry)
