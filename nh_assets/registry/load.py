@@ -64,10 +64,13 @@ COLUMNS: tuple[str, ...] = (
     "notes",
 )
 # Columns whose cell may be empty; every other cell must hold a value.
-OPTIONAL_COLUMNS: frozenset[str] = frozenset({"depends_on", "notes", "required_sections", "blocks_publishing"})
+OPTIONAL_COLUMNS: frozenset[str] = frozenset(
+    {"depends_on", "notes", "required_sections", "blocks_publishing", "max_reasks"}
+)
 # Columns a registry may leave out of its header altogether (older registries): they take the
-# defaults of ``PromptSpec`` — no required sections, checks that do not block publishing.
-OPTIONAL_HEADER_COLUMNS: tuple[str, ...] = ("required_sections", "blocks_publishing")
+# defaults of ``PromptSpec`` — no required sections, checks that do not block publishing, the
+# format's number of re-asks.
+OPTIONAL_HEADER_COLUMNS: tuple[str, ...] = ("required_sections", "blocks_publishing", "max_reasks")
 REGISTRY_ENV_VAR = "NH_REGISTRY"
 
 _ESCAPE_RE = re.compile(r"\\([\\nt])")
