@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 _INPUT_LINE = re.compile(r"^> \*\*Missing input:\*\* `(?P<id>[^`]+)` — (?P<reason>.+)$", re.MULTILINE)
 _SECTION_LINE = re.compile(r"^> \*\*Missing section:\*\* (?P<name>.+?) — ", re.MULTILINE)
+_SECTION_LINE_FULL = re.compile(r"^> \*\*Missing section:\*\* .+$", re.MULTILINE)
 SECTION_REASON = "the model did not write this section, even when asked again"
 
 
@@ -49,6 +50,11 @@ def read_notes(text: str) -> Coverage:
         missing_inputs=tuple(MissingInput(m["id"], m["reason"].strip()) for m in _INPUT_LINE.finditer(text)),
         missing_sections=tuple(m["name"].strip() for m in _SECTION_LINE.finditer(text)),
     )
+
+
+def strip_notes(text: str) -> str:
+    """``text`` without the note block: what the model wrote, for rules that judge the model."""
+    return _SECTION_LINE_FULL.sub("", _INPUT_LINE.sub("", text))
 
 
 def insert_notes(markdown: str, coverage: Coverage) -> str:

@@ -22,7 +22,7 @@ import dagster as dg
 from nh_assets.artifacts import strip_front_matter, with_front_matter
 from nh_assets.formats.base import DEMO_BANNER, Answer, Built, Judged, OutputFormat, Rule, Verdict, preview
 from nh_assets.formats.cleanliness import clean_rule
-from nh_assets.formats.coverage import Coverage, MissingInput, insert_notes
+from nh_assets.formats.coverage import Coverage, MissingInput, insert_notes, strip_notes
 
 _HEADING = re.compile(r"^##[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 # A line that may be a heading in disguise: markdown heading marks, a number, bold or underline
@@ -35,7 +35,7 @@ _LEADING_NUMBER = re.compile(r"^(?:\d{1,2}|[IVX]{1,4})[.)]\s+")
 
 
 def _body(text: str) -> str:
-    return strip_front_matter(text).replace(f"> {DEMO_BANNER}", "")
+    return strip_notes(strip_front_matter(text).replace(f"> {DEMO_BANNER}", ""))
 
 
 def section_key(name: str) -> str:

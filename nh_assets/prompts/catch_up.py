@@ -19,11 +19,18 @@ automation sensor (``neurohelix_automation``) requests this asset for that day w
 - the day is the latest one or the day before (a failure after midnight still catches up; older
   days are for backfills, never for automation to redo unasked).
 
+Inputs from past days are ignored there: they are optional anyway, and a failure on an earlier
+day is that day's business. But a run orders steps by asset key, whatever the partition mapping,
+so a row that reads only past days of a same-run asset (``continuity_builder`` reads the last 7
+reports) is held back in the run too. Such a row has no same-day input whose failure could be
+observed, so its trigger is its own newly failed state, and because that also fires when its
+own step failed, it is caught up at most once a calendar day (``~newly_requested().since(
+cron_tick_passed(midnight))``): one automatic second chance, never a loop.
+
 Every asset that qualifies on a tick for the same day is requested together, so the syntheses,
-the report, its tags, the dashboard and the payload run in one catch-up run, in dependency
-order. Inputs from past days are ignored here: they are optional anyway, and a failure on an
-earlier day is that day's business. The failed run stays failed and its alert fires; the
-catch-up run is a second run with its own status.
+the report, its tags, the dashboard, the payload and the continuity notes run in one catch-up
+run, in dependency order. The failed run stays failed and its alert fires; the catch-up run is a
+second run with its own status.
 """
 
 from __future__ import annotations
@@ -39,16 +46,21 @@ CATCH_UP_LABEL = "catch_up_after_failed_input"
 LOOKBACK = datetime.timedelta(days=2)
 
 
-def catch_up_condition(spec: PromptSpec) -> dg.AutomationCondition | None:
-    """The row's catch-up condition, or None for a row with no same-day input."""
-    same_day = [dep for dep in spec.depends_on if dep.is_same_day]
-    if not same_day:
+def catch_up_condition(spec: PromptSpec, timezone: str) -> dg.AutomationCondition | None:
+    """The row's catch-up condition, or None for a row that reads nothing (nothing can hold it back)."""
+    if not spec.depends_on:
         return None
+    same_day = [dep for dep in spec.depends_on if dep.is_same_day]
     past = dg.AssetSelection.assets(*[dep.prompt_id for dep in spec.depends_on if not dep.is_same_day])
     required = [dep.prompt_id for dep in same_day if not dep.optional]
 
-    input_failed = AC.any_deps_match(AC.execution_failed()).ignore(past).with_label("a same-day input failed")
-    trigger = input_failed.newly_true().since(AC.newly_requested() | AC.newly_updated())
+    if same_day:
+        input_failed = AC.any_deps_match(AC.execution_failed()).ignore(past).with_label("a same-day input failed")
+        trigger = input_failed.newly_true().since(AC.newly_requested() | AC.newly_updated())
+    else:
+        held_back = AC.execution_failed().newly_true().with_label("held back or failed")
+        caught_up_today = AC.newly_requested().since(AC.cron_tick_passed("0 0 * * *", timezone))
+        trigger = held_back.since(AC.newly_requested() | AC.newly_updated()) & ~caught_up_today
     condition = (
         AC.in_latest_time_window(LOOKBACK)
         & AC.execution_failed()

@@ -103,7 +103,7 @@ def _build_prompt_asset(
         partitions_def=partitions_def,
         deps=deps,
         check_specs=check_specs_for(spec, partitions_def=partitions_def),
-        automation_condition=catch_up_condition(spec),
+        automation_condition=catch_up_condition(spec, partitions_def.timezone),
         pool=pool_name(spec.concurrency_class) if spec.uses_llm else None,
         tags={"nh/wave": spec.wave, "nh/category": spec.category.lower().replace(" ", "_")},
         # The executor's in-run copy of the pool limits counts steps by this tag (pools.py).
