@@ -2,8 +2,9 @@
 
 The judges are pure functions, tried on good texts and on every way an artifact has gone bad.
 Through Dagster, one good day is materialized by the daily job (each asset judges its own
-artifact in its own step); the fake CLI then answers a report without its sections and a note
-with CLI error text, and the verdicts are read back per partition from the instance.
+artifact in its own step); the fake CLI then answers a report without its sections (published
+with the gap noted, a WARN) and answers with CLI error text (refused before anything is
+written), and the verdicts are read back per partition from the instance.
 """
 
 import json

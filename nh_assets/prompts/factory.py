@@ -75,6 +75,8 @@ def _partition_mapping(dep: Dependency) -> dg.PartitionMapping | None:
 
 def _description(spec: PromptSpec) -> str:
     deps = ", ".join(f"`{d}`" for d in spec.depends_on) or "none"
+    if any(d.optional for d in spec.depends_on):
+        deps += " (`?`: optional, the artifact names what is missing)"
     lines = [
         f"**{spec.title}** — {spec.notes}" if spec.notes else f"**{spec.title}**",
         "",
@@ -82,8 +84,7 @@ def _description(spec: PromptSpec) -> str:
         f"- model: `{spec.model}` · tools: `{', '.join(spec.tools) or 'none'}` · concurrency: {spec.concurrency_class}",
         f"- timeout {spec.timeout_sec}s · up to {spec.max_retries} retries · {spec.reasks} re-asks of a "
         f"rejected answer · token budget {spec.token_budget}",
-        f"- depends on: {deps}" + (" (`?`: optional, the artifact names what is missing)" if any(
-            d.optional for d in spec.depends_on) else ""),
+        f"- depends on: {deps}",
     ]
     return "\n".join(lines)
 
