@@ -2,8 +2,9 @@
 
 The judges are pure functions, tried on good texts and on every way an artifact has gone bad.
 Through Dagster, one good day is materialized by the daily job (each asset judges its own
-artifact in its own step); the fake CLI then answers a report without its sections and a note
-with CLI error text, and the verdicts are read back per partition from the instance.
+artifact in its own step); the fake CLI then answers a report without its sections (published
+with the gap noted, a WARN) and answers with CLI error text (refused before anything is
+written), and the verdicts are read back per partition from the instance.
 """
 
 import json
@@ -17,6 +18,7 @@ import dagster as dg
 import pytest
 from dagster._core.event_api import PartitionKeyFilter  # the 1.13 storage API takes it; not re-exported
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
 import nh_assets.operations.report_deadline as deadline_module
 from nh_assets.artifacts import with_front_matter
@@ -191,9 +193,10 @@ def test_evaluate_checks_answers_every_declared_check_in_one_line(registry):
     ]
     bad = _report(REPORT_SECTIONS[1:], extra="\nAPI Error: quota\n")
     results = evaluate_checks(spec, bad, DAY)
+    # A missing section is published with the gap noted: a warning, not a stop (issue #12).
     assert [(r.check_name, r.passed, r.severity) for r in results] == [
         (CLEAN_CHECK, False, dg.AssetCheckSeverity.ERROR),
-        (SECTIONS_CHECK, False, dg.AssetCheckSeverity.ERROR),
+        (SECTIONS_CHECK, False, dg.AssetCheckSeverity.WARN),
     ]
     for result in results:
         assert result.asset_key == dg.AssetKey("daily_aggregator")
@@ -285,71 +288,75 @@ def _publishing_tail_run(day, settings_env, instance, tmp_path, monkeypatch, sce
     return settings, result
 
 
-def test_a_report_missing_sections_is_recorded_and_stops_publishing_in_the_same_run(
+def test_a_report_still_missing_sections_after_the_reasks_is_published_with_the_gap_noted(
     day, settings_env, instance, fake_cli_env, tmp_path, monkeypatch
 ):
     settings, result = _publishing_tail_run(day, settings_env, instance, tmp_path, monkeypatch, "drop_sections")
-    assert not result.success
+    assert result.success  # the day is published; the gap is a warning
 
-    # The report is written and materialized: the operator can read what the model answered.
-    report = settings.data_root / f"reports/daily_report_{DAY}.md"
-    assert report.is_file() and "\n## " not in report.read_text()
+    # The model was asked again twice with the complaints, then its last answer was kept.
+    calls = [json.loads(line) for line in fake_cli_env["log"].read_text().splitlines()]
+    report_calls = [c for c in calls if c["prompt_id"] == "daily_aggregator"]
+    assert len(report_calls) == 3
+    assert "YOUR PREVIOUS ANSWER WAS REJECTED" in report_calls[1]["prompt"]
+    assert "the required section 'Market Dynamics' is missing" in report_calls[1]["prompt"]
+
+    report = (settings.data_root / f"reports/daily_report_{DAY}.md").read_text()
+    assert "> **Missing section:** Market Dynamics — the model did not write this section" in report
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert materialized == {"daily_aggregator"}
+    assert materialized == {"daily_aggregator", *PUBLISHING_TAIL}
+    (meta,) = [e.materialization.metadata for e in result.get_asset_materialization_events() if e.asset_key.path == ["daily_aggregator"]]
+    assert meta["nh.answers"].value == 3 and meta["nh.reasks"].value == 2
+    assert [a["outcome"] for a in meta["nh.answer_log"].value] == ["incomplete"] * 3
 
-    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key.path == ["daily_aggregator"]}
     assert evaluations[CLEAN_CHECK].passed
     sections = evaluations[SECTIONS_CHECK]
-    assert not sections.passed and sections.partition == DAY
+    assert not sections.passed and sections.partition == DAY and sections.severity == dg.AssetCheckSeverity.WARN
     assert sections.description == f"daily_aggregator {DAY}: missing required ## section(s): {', '.join(REPORT_SECTIONS)}"
     stored = _latest_for(instance, [_key("daily_aggregator", SECTIONS_CHECK)], DAY)
     assert stored[_key("daily_aggregator", SECTIONS_CHECK)].status == AssetCheckExecutionRecordStatus.FAILED
 
-    # Nothing downstream ran: no step, no model call, no file.
-    started = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
-    assert started == {"daily_aggregator"}
-    called = {json.loads(line)["prompt_id"] for line in fake_cli_env["log"].read_text().splitlines()}
-    assert called == {"daily_aggregator"}
-    assert not (settings.data_root / f"publishing/tags_{DAY}.json").exists()
-    assert not (settings.data_root / f"publishing/{DAY}.json").exists()
-
-    # The failure alert names the check and its reason, not just "a blocking check failed".
-    step_failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
-    summary = summarize_failure(
-        instance, result.dagster_run, result.get_run_failure_event(), step_failures, "http://127.0.0.1:3000"
-    )
-    assert summary.kind == "check_failed"
-    assert "daily_aggregator:has_required_sections" in summary.failed_targets
-    assert summary.cause.startswith(f"daily_aggregator {DAY}: missing required ## section(s): Executive Summary")
-    assert set(summary.not_materialized) == set(PUBLISHING_TAIL)
+    payload = json.loads((settings.data_root / f"publishing/{DAY}.json").read_text())
+    assert payload["missing_sections"] == list(REPORT_SECTIONS)
+    assert (settings.data_root / f"publishing/tags_{DAY}.json").is_file()
 
 
-def test_cli_error_text_in_an_answer_fails_the_clean_check(day, settings_env, instance, fake_cli_env, tmp_path, monkeypatch):
+def test_cli_error_text_in_an_answer_is_never_written(day, settings_env, instance, fake_cli_env, tmp_path, monkeypatch):
     settings, result = _publishing_tail_run(day, settings_env, instance, tmp_path, monkeypatch, "cli_error_text")
     assert not result.success
-    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    clean = evaluations[CLEAN_CHECK]
-    assert not clean.passed and clean.partition == DAY
-    assert clean.description.startswith(f"daily_aggregator {DAY}: the artifact holds Gemini CLI error text 'API Error'")
-    assert "API Error" in (settings.data_root / f"reports/daily_report_{DAY}.md").read_text()
-    assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} == {"daily_aggregator"}
+    assert not (settings.data_root / f"reports/daily_report_{DAY}.md").exists()
+    assert result.get_asset_materialization_events() == []
+    (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    user = failure.step_failure_data.user_failure_data
+    assert user.description.startswith("daily_aggregator: no usable answer in 3 answer(s) (re-asked 2 time(s)")
+    assert "tool or API error text ('API Error', 'status: 429')" in user.description
+    assert user.metadata["nh.failure_kind"].value == "bad_output"
+    log = user.metadata["nh.answer_log"].value
+    assert [a["outcome"] for a in log] == ["rejected"] * 3
+    # The alert names the cause, as it did for a failed check.
+    summary = summarize_failure(
+        instance, result.dagster_run, result.get_run_failure_event(), [failure], "http://127.0.0.1:3000"
+    )
+    assert summary.kind == "bad_output" and "no usable answer" in summary.cause
 
 
-def test_a_failed_non_blocking_check_is_recorded_without_failing_the_run(
+def test_a_rejected_answer_keeps_the_previous_good_artifact(
     day, settings_env, instance, fake_cli_env, tmp_path, monkeypatch
 ):
     settings = load_settings({**settings_env, "NH_DATA_ROOT": str(tmp_path / "data")})
+    selection = [dg.AssetKey("ai_ecosystem_watch")]
+    job = build_definitions(settings, day.registry).resolve_job_def(DAILY_JOB_NAME)
+    assert job.execute_in_process(partition_key=DAY, instance=instance, asset_selection=selection).success
+    note = settings.data_root / f"outputs/daily/{DAY}/ai_ecosystem_watch.md"
+    good = note.read_bytes()
     monkeypatch.setenv("FAKE_GEMINI_SCENARIO", "cli_error_text")
     monkeypatch.setenv("FAKE_GEMINI_ONLY_FOR", "ai_ecosystem_watch")
-    result = build_definitions(settings, day.registry).resolve_job_def(DAILY_JOB_NAME).execute_in_process(
-        partition_key=DAY, instance=instance, asset_selection=[dg.AssetKey("ai_ecosystem_watch")]
-    )
-    assert result.success  # a note with error text is flagged, it does not hold back the day
-    (evaluation,) = result.get_asset_check_evaluations()
-    assert (evaluation.check_name, evaluation.passed, evaluation.blocking) == (CLEAN_CHECK, False, False)
-    assert "holds Gemini CLI error text 'API Error', 'status: 429'" in evaluation.description
-    stored = _latest_for(instance, [_key("ai_ecosystem_watch", CLEAN_CHECK)], DAY)
-    assert stored[_key("ai_ecosystem_watch", CLEAN_CHECK)].status == AssetCheckExecutionRecordStatus.FAILED
+    result = job.execute_in_process(partition_key=DAY, instance=instance, asset_selection=selection, raise_on_error=False)
+    assert not result.success  # a note with error text is refused, not flagged after the fact
+    assert note.read_bytes() == good
+    assert result.get_asset_materialization_events() == []
+    assert [p.name for p in note.parent.iterdir()] == ["ai_ecosystem_watch.md"]
 
 
 @pytest.mark.parametrize(
@@ -394,23 +401,31 @@ def test_the_recommended_deploy_condition_waits_for_blocking_checks(day, monkeyp
             cursor=previous.cursor if previous else None,
         )
 
-    def report(scenario: str | None):
-        if scenario:
-            monkeypatch.setenv("FAKE_GEMINI_SCENARIO", scenario)
-            monkeypatch.setenv("FAKE_GEMINI_ONLY_FOR", "daily_aggregator")
-        else:
-            monkeypatch.delenv("FAKE_GEMINI_SCENARIO", raising=False)
+    def report():
         return day.defs.resolve_job_def(DAILY_JOB_NAME).execute_in_process(
             partition_key=DAY, instance=day.instance, asset_selection=[dg.AssetKey("daily_aggregator")],
-            raise_on_error=False,
+        )
+
+    def spoiled_report():
+        """A new report whose blocking check failed. The output contract refuses such answers before
+        they are written, so the failed verdict is recorded directly, as an external check would."""
+        report_key = dg.AssetKey("daily_aggregator")
+        day.instance.report_runless_asset_event(dg.AssetMaterialization(report_key, partition=DAY))
+        record = day.instance.fetch_materializations(report_key, limit=1).records[0]
+        day.instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=report_key, check_name=CLEAN_CHECK, passed=False, partition=DAY,
+                target_materialization_data=AssetCheckEvaluationTargetMaterializationData(
+                    storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+                ),
+            )
         )
 
     first = tick(0)  # what was there before the condition was applied is not a reason to deploy
     assert first.get_requested_partitions(key) == set()
-    spoiled = report("drop_sections")
-    assert not spoiled.success and spoiled.get_asset_materialization_events()
+    spoiled_report()
     held = tick(1, first)
     assert held.get_requested_partitions(key) == set()  # a new report, but its blocking check failed
-    assert report(None).success
+    assert report().success
     released = tick(2, held)
     assert released.get_requested_partitions(key) == {DAY}

@@ -115,7 +115,10 @@ def test_shipped_registry_is_acyclic_and_ordered(shipped: Registry) -> None:
 
 def test_shipped_dependencies_follow_the_design(shipped: Registry) -> None:
     def deps(prompt_id: str) -> set[str]:
-        return {str(dep) for dep in shipped.by_id(prompt_id).depends_on}
+        return {str(dep).removesuffix("?") for dep in shipped.by_id(prompt_id).depends_on}
+
+    def optional(prompt_id: str) -> set[str]:
+        return {dep.prompt_id for dep in shipped.by_id(prompt_id).depends_on if dep.optional}
 
     assert Dependency("concept_synthesizer", -1, -1) in shipped.by_id("novelty_filter").depends_on
     assert "concept_synthesizer@-1" in deps("novelty_filter")
@@ -127,6 +130,11 @@ def test_shipped_dependencies_follow_the_design(shipped: Registry) -> None:
     assert set(RESEARCH_MARKET) < aggregator
     assert not {"continuity_builder", "meta_project_explorer"} & aggregator
     assert deps("site_payload_exporter") == {"daily_aggregator", "tag_extractor"}
+    # Every same-day input of the report is optional: a failed prompt degrades the day, never cancels it.
+    assert optional("daily_aggregator") == aggregator
+    assert optional("concept_synthesizer") == set(RESEARCH_MARKET)
+    for prompt_id in ("tag_extractor", "dashboard_renderer", "site_payload_exporter"):
+        assert optional(prompt_id) == set(), prompt_id  # built on the report: it must exist
     for prompt_id in RESEARCH_MARKET:
         spec = shipped.by_id(prompt_id)
         assert spec.depends_on == ()
@@ -294,6 +302,8 @@ def test_problems_from_several_rows_are_all_reported(tmp_path: Path) -> None:
         ("alpha@-3..0", Dependency("alpha", -3, 0), "alpha@-3..0"),
         ("alpha@-2..-2", Dependency("alpha", -2, -2), "alpha@-2"),
         (" alpha@-1 ", Dependency("alpha", -1, -1), "alpha@-1"),
+        ("alpha?", Dependency("alpha", 0, 0, optional=True), "alpha?"),
+        ("alpha@0?", Dependency("alpha", 0, 0, optional=True), "alpha?"),
     ],
 )
 def test_dependency_syntax_round_trips(text: str, parsed: Dependency, canonical: str) -> None:
@@ -305,7 +315,7 @@ def test_dependency_syntax_round_trips(text: str, parsed: Dependency, canonical:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "alpha@", "alpha@1", "alpha@-1..-3", "alpha@-1..1", "al-pha", "alpha@-x", "def"]
+    "text", ["", "alpha@", "alpha@1", "alpha@-1..-3", "alpha@-1..1", "al-pha", "alpha@-x", "def", "alpha@-1?", "alpha??"]
 )
 def test_bad_dependency_syntax_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match=" — "):

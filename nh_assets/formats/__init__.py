@@ -8,7 +8,16 @@ checks (the rules an artifact must pass). See ``base.OutputFormat``.
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from nh_assets.formats.base import DEMO_BANNER, Answer, Built, OutputFormat, Rule, StructuredOutputError, Verdict
+from nh_assets.formats.base import (
+    DEMO_BANNER,
+    Answer,
+    Built,
+    Judged,
+    OutputFormat,
+    Rule,
+    StructuredOutputError,
+    Verdict,
+)
 from nh_assets.formats.html import HTML
 from nh_assets.formats.markdown import MARKDOWN
 from nh_assets.formats.site_payload import SITE_PAYLOAD
@@ -23,6 +32,7 @@ __all__ = [
     "FORMATS",
     "Answer",
     "Built",
+    "Judged",
     "OutputFormat",
     "Rule",
     "StructuredOutputError",

@@ -34,6 +34,7 @@ class Source(Protocol):
     text: str | None
     present: bool
     same_day: bool
+    missing_reason: str | None  # why a missing input is missing (None when present)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Answer:
     demo: bool
     text: str
     sources: Sequence[Source] = ()
+    required_sections: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,47 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Rule:
-    """One asset check every artifact of a format must pass."""
+    """One asset check every artifact of a format must pass.
+
+    ``severity`` WARN marks a rule whose failure is published with the gap noted (a missing
+    section) rather than one that stops what is built on the artifact.
+    """
 
     name: str
     description: str
     judge: Callable[[str, str], Verdict]  # (artifact text, partition key) -> verdict
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A contract's verdict on one answer (see ``contract``): the artifact or None, and what is wrong.
+
+    ``problems`` make the answer unusable (no artifact); ``gaps`` leave it usable but incomplete
+    (the artifact notes them). Both are phrased for the model, which is sent them verbatim.
+    """
+
+    built: Built | None
+    problems: tuple[str, ...] = ()
+    gaps: tuple[str, ...] = ()
+
+    @property
+    def usable(self) -> bool:
+        return self.built is not None and not self.problems
+
+    @property
+    def complaints(self) -> tuple[str, ...]:
+        return self.problems + self.gaps
+
+    @property
+    def outcome(self) -> str:
+        if not self.usable:
+            return "rejected"
+        return "incomplete" if self.gaps else "accepted"
+
+
+def rejected(*problems: str) -> Judged:
+    return Judged(None, tuple(problems))
 
 
 def preview(text: str) -> str:
@@ -89,6 +127,7 @@ class OutputFormat:
     published: bool = False  # the document the site is built from
     response_line: str = ""  # the RESPONSE FORMAT header of the prompt
     instruction: str = ""  # what the model is told about the shape of its answer
+    default_reasks: int = 2  # re-asks with the complaints when the registry's max_reasks is empty
 
     def header_lines(self) -> list[str]:
         """Extra prompt header lines (e.g. the allowed tag categories)."""
@@ -96,6 +135,14 @@ class OutputFormat:
 
     def build(self, answer: Answer) -> Built:
         raise NotImplementedError
+
+    def assess(self, answer: Answer) -> Judged:
+        """This format's part of the output contract (``contract.judge_answer`` adds what holds for
+        every answer): the canonical artifact, or what to tell the model."""
+        try:
+            return Judged(self.build(answer))
+        except StructuredOutputError as exc:
+            return rejected(str(exc))
 
     def preview(self, text: str) -> dg.MetadataValue:
         return fenced_preview(text, self.kind)

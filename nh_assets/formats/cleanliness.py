@@ -30,12 +30,14 @@ def judge_clean(text: str, body: str) -> Verdict:
     """``body`` is the readable content of ``text`` (no front matter, banner or page chrome)."""
     if not body.strip():
         return Verdict(False, "the artifact has no content beyond its front matter", {"nh.body_chars": 0})
-    found = [marker for marker in CLI_ERROR_MARKERS if marker in text]
+    # The body, not the whole text: a degraded artifact quotes its failed inputs' causes in its
+    # coverage notes, and those are ours, not the model's.
+    found = [marker for marker in CLI_ERROR_MARKERS if marker in body]
     if found:
         return Verdict(
             False,
             f"the artifact holds Gemini CLI error text {', '.join(repr(m) for m in found)}: "
-            f"…{_around(text, found[0])}…",
+            f"…{_around(body, found[0])}…",
             {"nh.cli_errors": ", ".join(found)},
         )
     return Verdict(True, "non-empty and free of CLI error text", {"nh.body_chars": len(body.strip())})

@@ -2,7 +2,9 @@
 
 It is assembled deterministically from the same-day report (markdown) and tags (JSON) among the
 row's sources, so the same inputs always publish the same bytes; the registry declares such a
-row with model ``builtin``.
+row with model ``builtin``. What the report says it lacks (``coverage`` notes: inputs that failed,
+sections the model left out) is carried into ``missing_inputs`` and ``missing_sections``, which
+default to empty so payloads written before those fields still validate.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nh_assets.formats.base import DEMO_BANNER, Answer, Built, OutputFormat, Rule, StructuredOutputError, Verdict
 from nh_assets.formats.base import sources_with
+from nh_assets.formats.coverage import read_notes
 from nh_assets.formats.json_answer import dumps, first_error
 from nh_assets.formats.tags_json import TagsDocument, parse_tags
 from nh_assets.formats.vocabulary import REPORT_SECTIONS
@@ -24,6 +27,11 @@ PAYLOAD_CHECK = "payload_matches_schema"
 class PayloadSection(BaseModel):
     heading: str
     markdown: str
+
+
+class PayloadMissingInput(BaseModel):
+    prompt_id: str
+    reason: str
 
 
 class SitePayload(BaseModel):
@@ -44,6 +52,8 @@ class SitePayload(BaseModel):
     raw_markdown: str
     permalink: str
     demo: bool = False
+    missing_inputs: list[PayloadMissingInput] = Field(default_factory=list)
+    missing_sections: list[str] = Field(default_factory=list)
 
 
 def split_sections(markdown: str) -> list[PayloadSection]:
@@ -81,6 +91,7 @@ def build_site_payload(*, date: str, report_markdown: str, tags: TagsDocument, d
     title_match = re.search(r"^#\s+(.+)$", report_markdown, re.MULTILINE)
     summary_md = _section(sections, REPORT_SECTIONS[0])
     summary = next((p.strip() for p in summary_md.split("\n\n") if p.strip()), "")
+    coverage = read_notes(report_markdown)
     return SitePayload(
         date=date,
         title=title_match.group(1).strip() if title_match else f"NeuroHelix Daily Report — {date}",
@@ -94,6 +105,8 @@ def build_site_payload(*, date: str, report_markdown: str, tags: TagsDocument, d
         raw_markdown=report_markdown,
         permalink=f"/reports/{date}/",
         demo=demo,
+        missing_inputs=[PayloadMissingInput(prompt_id=m.prompt_id, reason=m.reason) for m in coverage.missing_inputs],
+        missing_sections=list(coverage.missing_sections),
     )
 
 
@@ -104,10 +117,17 @@ def judge_payload(text: str, day: str) -> Verdict:
         return Verdict(False, f"site payload does not match the schema at {first_error(exc)}")
     if payload.date != day:
         return Verdict(False, f"site payload is dated {payload.date}, not {day}")
+    gaps = ""
+    if payload.missing_inputs or payload.missing_sections:
+        gaps = f"; published without {len(payload.missing_inputs)} input(s) and {len(payload.missing_sections)} section(s)"
     return Verdict(
         True,
-        f"schema v{payload.schema_version}, {len(payload.sections)} sections",
-        {"nh.sections": len(payload.sections), "nh.demo": payload.demo},
+        f"schema v{payload.schema_version}, {len(payload.sections)} sections{gaps}",
+        {
+            "nh.sections": len(payload.sections),
+            "nh.demo": payload.demo,
+            "nh.missing_inputs": ", ".join(m.prompt_id for m in payload.missing_inputs) or "none",
+        },
     )
 
 
@@ -126,7 +146,10 @@ class SitePayloadFormat(OutputFormat):
         tags_doc = parse_tags(tags.text or "")
         demo = DEMO_BANNER in (report.text or "") or '"demo": true' in (tags.text or "")
         payload = build_site_payload(date=answer.day, report_markdown=report.text or "", tags=tags_doc, demo=demo)
-        return Built(dumps(payload.model_dump()), {"gemini.demo": demo})
+        metadata: dict[str, object] = {"gemini.demo": demo}
+        if payload.missing_inputs:
+            metadata["nh.missing_inputs"] = ", ".join(m.prompt_id for m in payload.missing_inputs)
+        return Built(dumps(payload.model_dump()), metadata)
 
     def rules(self) -> Sequence[Rule]:
         return (Rule(PAYLOAD_CHECK, "Matches the SitePayload schema, dated with its partition.", judge_payload),)

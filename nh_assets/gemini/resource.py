@@ -85,6 +85,28 @@ class GeminiResult:
         }
 
 
+def combined(results: list[GeminiResult]) -> GeminiResult:
+    """Several calls of one step (an answer and its re-asks) as one: what the step cost."""
+    usage: dict[str, ModelUsage] = {}
+    gate = GateLedger()
+    for result in results:
+        for model, entry in result.usage.items():
+            usage[model] = usage.get(model, ModelUsage()) + entry
+        gate.requests.update(result.gate.requests)
+        gate.waited_s += result.gate.waited_s
+    last = results[-1]
+    return GeminiResult(
+        response=last.response,
+        model=last.model,
+        usage=usage,
+        gate=gate,
+        duration_s=sum(r.duration_s for r in results),
+        demo=last.demo,
+        process_slot_wait_s=sum(r.process_slot_wait_s for r in results),
+        warnings=[w for r in results for w in r.warnings],
+    )
+
+
 def _parse_cli_json(stdout: str) -> dict:
     start, end = stdout.find("{"), stdout.rfind("}")
     if start == -1 or end <= start:

@@ -8,6 +8,12 @@ What is checked comes from two explicit places, never from the prompt's prose:
 - the row's registry columns: ``required_sections`` adds a check that every listed ``##`` section
   is present, and ``blocks_publishing`` makes the row's checks blocking.
 
+The output contract (``formats.contract``) has already refused unusable answers before anything
+was written, so on a written artifact these checks confirm what the contract let through. The
+one that can still fail by design is ``has_required_sections``: a report the model left a
+section out of, even when asked again, is published with the gap noted, and the check says so
+with severity WARN, which Dagster records without stopping what is built on the report.
+
 The checks are declared on the prompt assets (``check_specs_for``) and judged inside the asset's
 own step on the bytes it has just written (``evaluate_checks``): no extra step, process or
 file read per check, and a check always judges the artifact its asset produced. The price is
@@ -44,6 +50,7 @@ def _rules_for(spec: PromptSpec) -> list[Rule]:
                 SECTIONS_CHECK,
                 f"Has every required ## section: {', '.join(sections)}.",
                 lambda text, _day: judge_sections(text, sections),
+                severity=dg.AssetCheckSeverity.WARN,
             )
         )
     return rules
@@ -78,7 +85,7 @@ def evaluate_checks(spec: PromptSpec, text: str, day: str) -> list[dg.AssetCheck
                 asset_key=spec.prompt_id,
                 check_name=rule.name,
                 passed=verdict.passed,
-                severity=dg.AssetCheckSeverity.ERROR,
+                severity=rule.severity,
                 description=" ".join(f"{spec.prompt_id} {day}: {verdict.description}".split()),
                 metadata=verdict.metadata,
             )

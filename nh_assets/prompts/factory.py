@@ -8,6 +8,12 @@ editing a prompt marks it and everything downstream stale in the UI.
 Retries use Dagster's own ``RetryRequested``: each attempt is a visible step retry in the UI,
 with exponential backoff and jitter chosen from the classified failure (long after a 429, none
 after an auth or configuration error, which fail at once with the fix in the message).
+
+A bad *answer* is not a failed call: the model is asked again with the contract's complaints
+inside the same step (``conversation``), and only an answer the contract accepts is written.
+When none is usable the step fails without retry (the re-asks were the retries) and the
+previous artifact stays. Rows with same-day inputs carry the catch-up condition (``catch_up``)
+that builds them from what exists once an input has failed for good.
 """
 
 
@@ -22,13 +28,16 @@ import dagster as dg
 
 from nh_assets.artifacts import write_atomic
 from nh_assets.data_layout import DataLayoutResource
-from nh_assets.formats import FORMATS, Answer, Built, StructuredOutputError
-from nh_assets.gemini.call import ModelCall
+from nh_assets.formats import FORMATS, Answer, Built
+from nh_assets.formats.contract import judge_answer
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
 from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.pools import CLASS_TAG, pool_name
+from nh_assets.prompts.catch_up import catch_up_condition
 from nh_assets.prompts.checks import check_specs_for, evaluate_checks
-from nh_assets.prompts.rendering import RENDER_VERSION, render_prompt
+from nh_assets.prompts.conversation import converse
+from nh_assets.prompts.missing_inputs import why_missing
+from nh_assets.prompts.rendering import RENDER_VERSION
 from nh_assets.prompts.upstream import MissingSameDayInput, UpstreamArtifact, collect_upstream
 from nh_assets.registry import BUILTIN_MODEL, Dependency, PromptSpec, Registry
 
@@ -70,12 +79,15 @@ def _partition_mapping(dep: Dependency) -> dg.PartitionMapping | None:
 
 def _description(spec: PromptSpec) -> str:
     deps = ", ".join(f"`{d}`" for d in spec.depends_on) or "none"
+    if any(d.optional for d in spec.depends_on):
+        deps += " (`?`: optional, the artifact names what is missing)"
     lines = [
         f"**{spec.title}** — {spec.notes}" if spec.notes else f"**{spec.title}**",
         "",
         f"- output: `{spec.expected_outputs}` ({spec.output_format})",
         f"- model: `{spec.model}` · tools: `{', '.join(spec.tools) or 'none'}` · concurrency: {spec.concurrency_class}",
-        f"- timeout {spec.timeout_sec}s · up to {spec.max_retries} retries · token budget {spec.token_budget}",
+        f"- timeout {spec.timeout_sec}s · up to {spec.max_retries} retries · {spec.reasks} re-asks of a "
+        f"rejected answer · token budget {spec.token_budget}",
         f"- depends on: {deps}",
     ]
     return "\n".join(lines)
@@ -101,6 +113,7 @@ def _build_prompt_asset(
         partitions_def=partitions_def,
         deps=deps,
         check_specs=check_specs_for(spec, partitions_def=partitions_def),
+        automation_condition=catch_up_condition(spec, partitions_def.timezone),
         pool=pool_name(spec.concurrency_class) if spec.uses_llm else None,
         tags={"nh/wave": spec.wave, "nh/category": spec.category.lower().replace(" ", "_")},
         # The executor's in-run copy of the pool limits counts steps by this tag (pools.py).
@@ -122,19 +135,22 @@ def _build_prompt_asset(
         started = time.monotonic()
         try:
             upstream = collect_upstream(
-                spec, registry, day=date.fromisoformat(day), first_day=first_day, data_root=layout.root_path
+                spec,
+                registry,
+                day=date.fromisoformat(day),
+                first_day=first_day,
+                data_root=layout.root_path,
+                why_missing=lambda prompt_id, upstream_day: why_missing(context.instance, prompt_id, upstream_day),
             )
         except MissingSameDayInput as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
 
         try:
             if spec.uses_llm:
-                built, metadata = _generate(context, spec, day, upstream, gemini)
+                built, metadata = _generate(context, spec, day, upstream, gemini, attempt)
             else:
-                built = fmt.build(Answer(spec.prompt_id, day, BUILTIN_MODEL, False, "", upstream))
-                metadata = {}
-        except (GeminiFailure, StructuredOutputError) as exc:
-            failure = exc if isinstance(exc, GeminiFailure) else GeminiFailure(FailureKind.BAD_OUTPUT, str(exc))
+                built, metadata = _compute(spec, day, upstream), {}
+        except GeminiFailure as failure:
             _fail_or_retry(context, spec, failure, gemini.backoff_seconds, attempt)
 
         relative = spec.output_path(day)
@@ -170,24 +186,39 @@ def _generate(
     day: str,
     upstream: list[UpstreamArtifact],
     gemini: GeminiCLIResource,
+    attempt: int,
 ) -> tuple[Built, dict[str, object]]:
-    rendered = render_prompt(spec, day, upstream)
-    if rendered.truncated:
-        context.log.warning(f"context over budget; truncated: {', '.join(rendered.truncated)}")
-    call = ModelCall(
-        model=spec.model,
-        timeout_s=spec.timeout_sec,
-        tools=spec.allowed_tools,
-        temperature=spec.temperature,
-        thinking_budget=spec.thinking_budget,
-        approval_mode=spec.approval_mode,
-    )
-    result = gemini.generate(context, prompt=rendered.text, call=call)
-    metadata: dict[str, object] = dict(result.metadata())
-    metadata["nh.prompt_chars"] = dg.MetadataValue.int(len(rendered.text))
-    metadata["nh.context_truncated"] = dg.MetadataValue.text(", ".join(rendered.truncated) or "none")
-    answer = Answer(spec.prompt_id, day, result.model, result.demo, result.response, upstream)
-    return FORMATS[spec.output_format].build(answer), metadata
+    conversation = converse(context, spec, day, upstream, gemini)
+    metadata = conversation.metadata()
+    final = conversation.final
+    if final is None:
+        # The re-asks were this answer's retries; a step retry would only ask the same way again.
+        raise dg.Failure(
+            description=f"{spec.prompt_id}: {conversation.rejection()} — the previous artifact, if any, is kept",
+            metadata={
+                "nh.failure_kind": FailureKind.BAD_OUTPUT.value,
+                "nh.attempts": attempt,
+                **{k: v for k, v in metadata.items() if k.startswith("nh.")},
+            },
+            allow_retries=False,
+        )
+    if final.judged.gaps:
+        context.log.warning(f"published with gaps after {len(conversation.exchanges)} answer(s): {'; '.join(final.judged.gaps)}")
+    metadata["nh.kept_answer"] = dg.MetadataValue.int(final.number)
+    assert final.judged.built is not None
+    return final.judged.built, metadata
+
+
+def _compute(spec: PromptSpec, day: str, upstream: list[UpstreamArtifact]) -> Built:
+    """A ``builtin`` row: the same contract, with inputs instead of a model's answer."""
+    judged = judge_answer(FORMATS[spec.output_format], Answer(spec.prompt_id, day, BUILTIN_MODEL, False, "", upstream))
+    if judged.built is None:
+        raise dg.Failure(
+            description=f"{spec.prompt_id} {day}: {'; '.join(judged.problems)}",
+            metadata={"nh.failure_kind": FailureKind.BAD_OUTPUT.value},
+            allow_retries=False,
+        )
+    return judged.built
 
 
 def _fail_or_retry(

@@ -10,10 +10,16 @@ Context is capped twice: by the row's ``token_budget`` (about four characters a 
 what Linux accepts as one command-line argument (the CLI takes the prompt via ``-p``, and
 ``MAX_ARG_STRLEN`` is 128 KiB), whichever is smaller. Over budget, every source gets a fair
 share and long ones are cut with a visible marker.
+
+A rejected answer is sent back as a follow-up (``render_reask``): the original prompt unchanged
+(so the header contract still comes first), the previous answer, and the contract's complaints
+verbatim, the way structured-output libraries retry on a validation error. The CLI keeps no
+conversation between calls, so the follow-up has to carry all three itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from nh_assets.registry import PromptSpec
@@ -25,6 +31,9 @@ PROMPT_ARG_LIMIT_BYTES = 120_000
 TRUNCATION_MARKER = "\n[… truncated to fit the token budget]"
 # Bump when the rendering below changes in a way that changes what the model is asked.
 RENDER_VERSION = "1"
+# How much of a rejected answer goes back to the model: enough to fix it, not a second context.
+REASK_ANSWER_CHARS = 12_000
+REASK_COMPLAINT_CHARS = 400
 
 @dataclass(frozen=True)
 class RenderedPrompt:
@@ -87,9 +96,32 @@ def render_prompt(spec: PromptSpec, day: str, upstream: list[UpstreamArtifact]) 
         parts.append(f"\n=== SOURCE {i}: {label} ===\n{body.strip()}\n=== END SOURCE {i} ===")
     if missing:
         parts.append("\nNot available (no output for that day): " + ", ".join(missing))
+    failed_today = [a for a in upstream if a.same_day and not a.present]
+    if failed_today:
+        parts.append(
+            "Missing today (work from the sources above and do not invent what these would have said): "
+            + "; ".join(f"{a.prompt_id} ({a.missing_reason or 'not materialized'})" for a in failed_today)
+        )
     return RenderedPrompt(
         text="\n".join(parts) + "\n",
         included=[f"{a.prompt_id}@{a.partition}" for a in present],
         truncated=truncated,
         missing=missing,
     )
+
+
+def render_reask(original: str, answer: str, complaints: Sequence[str]) -> str:
+    """The follow-up prompt after a rejected answer: the original, the answer, what was wrong."""
+    listed = "\n".join(f"- {' '.join(c.split())[:REASK_COMPLAINT_CHARS]}" for c in complaints)
+    tail = (
+        "\n\nYOUR PREVIOUS ANSWER WAS REJECTED for these reasons:\n"
+        f"{listed}\n\n"
+        "Answer the original request again, in full, fixing every point above and keeping to the "
+        "RESPONSE FORMAT. Do not apologise or comment on the correction.\n"
+    )
+    room = PROMPT_ARG_LIMIT_BYTES - len(original.encode()) - len(tail.encode()) - 200
+    excerpt = answer.strip().encode()[: max(0, min(REASK_ANSWER_CHARS, room))].decode("utf-8", errors="ignore")
+    if len(excerpt) < len(answer.strip()):
+        excerpt += TRUNCATION_MARKER
+    previous = f"\n=== YOUR PREVIOUS ANSWER ===\n{excerpt or '(empty)'}\n=== END PREVIOUS ANSWER ===" if room > 0 else ""
+    return original.rstrip("\n") + "\n" + previous + tail

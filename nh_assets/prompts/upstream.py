@@ -1,13 +1,16 @@
 """Reading the upstream artifacts a prompt depends on, day offsets and windows included.
 
 Dagster's lineage (``TimeWindowPartitionMapping``) says *which* partitions an asset depends on;
-this module finds the matching files in the data layout. Same-day inputs must exist (Dagster
-orders them before us in a run; a missing one means someone materialized out of order), while
-past days may be missing: history before the first partition or a skipped day never blocks.
+this module finds the matching files in the data layout. Past days may be missing: history
+before the first partition or a skipped day never blocks. A same-day input must exist unless the
+registry marks it optional (``prompt_id?``): then the prompt runs on the rest and the artifact
+names what is missing and why (``why_missing``, read from Dagster's instance by the factory).
+A row whose same-day inputs are all optional and all missing has nothing to work from and fails.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -24,6 +27,7 @@ class UpstreamArtifact:
     text: str | None  # None when the file does not exist
     sha256: str | None
     same_day: bool
+    missing_reason: str | None = None  # set for a missing optional same-day input
 
     @property
     def present(self) -> bool:
@@ -36,6 +40,7 @@ class UpstreamArtifact:
             "path": self.relative_path,
             "present": self.present,
             "sha256": self.sha256,
+            **({"missing_reason": self.missing_reason} if self.missing_reason else {}),
         }
 
 
@@ -54,9 +59,20 @@ def upstream_partitions(spec: PromptSpec, day: date, first_day: date) -> list[tu
     return pairs
 
 
+def not_materialized(prompt_id: str, day: str) -> str:
+    return f"not materialized for {day}"
+
+
 def collect_upstream(
-    spec: PromptSpec, registry: Registry, *, day: date, first_day: date, data_root: Path
+    spec: PromptSpec,
+    registry: Registry,
+    *,
+    day: date,
+    first_day: date,
+    data_root: Path,
+    why_missing: Callable[[str, str], str] = not_materialized,
 ) -> list[UpstreamArtifact]:
+    optional = {dep.prompt_id for dep in spec.depends_on if dep.optional}
     artifacts = []
     for prompt_id, upstream_day in upstream_partitions(spec, day, first_day):
         relative = registry.by_id(prompt_id).output_path(upstream_day.isoformat())
@@ -68,6 +84,11 @@ def collect_upstream(
             artifacts.append(
                 UpstreamArtifact(prompt_id, upstream_day.isoformat(), str(relative), text, sha256_bytes(raw), same_day)
             )
+        elif same_day and prompt_id in optional:
+            reason = why_missing(prompt_id, upstream_day.isoformat())
+            artifacts.append(
+                UpstreamArtifact(prompt_id, upstream_day.isoformat(), str(relative), None, None, True, reason)
+            )
         elif same_day:
             raise MissingSameDayInput(
                 f"{spec.prompt_id} needs {prompt_id} for {upstream_day.isoformat()} but {path} does not exist — "
@@ -77,4 +98,11 @@ def collect_upstream(
             artifacts.append(
                 UpstreamArtifact(prompt_id, upstream_day.isoformat(), str(relative), None, None, same_day)
             )
+    same_day_inputs = [a for a in artifacts if a.same_day]
+    if same_day_inputs and not any(a.present for a in same_day_inputs):
+        raise MissingSameDayInput(
+            f"{spec.prompt_id} has none of its same-day inputs for {day.isoformat()} "
+            f"({', '.join(a.prompt_id for a in same_day_inputs)}): nothing to build from — "
+            "materialize at least one of them first"
+        )
     return artifacts

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 _ID_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_DEP_RE = re.compile(r"(?P<id>[^@\s]+)(?:@(?P<start>[+-]?[0-9]+)(?:\.\.(?P<end>[+-]?[0-9]+))?)?")
+_DEP_RE = re.compile(r"(?P<id>[^@?\s]+)(?:@(?P<start>[+-]?[0-9]+)(?:\.\.(?P<end>[+-]?[0-9]+))?)?(?P<optional>\?)?")
+OPTIONAL_MARKER = "?"
 # Copied from dagster._core.definitions.utils.DISALLOWED_NAMES (a private
 # module): Dagster refuses these as asset names, so refuse them here with a
 # line number instead of at definition time.
@@ -50,11 +51,15 @@ class Dependency:
 
     Offsets are relative to the partition being computed (0 = same day,
     -1 = the day before) and inclusive; start_offset <= end_offset <= 0.
+    ``optional`` (written ``prompt_id?``) says the row is still worth running when that same-day
+    input failed: the artifact is built from the rest and names what is missing. Past days are
+    optional anyway (history may be missing), so only a same-day entry takes the marker.
     """
 
     prompt_id: str
     start_offset: int = 0
     end_offset: int = 0
+    optional: bool = False
 
     def __post_init__(self) -> None:
         problem = prompt_id_problem(self.prompt_id)
@@ -66,6 +71,11 @@ class Dependency:
                 "is invalid — offsets count days back and need start <= end <= 0, "
                 "e.g. @-7..-1"
             )
+        if self.optional and not self.is_same_day:
+            raise ValueError(
+                f"{Dependency(self.prompt_id, self.start_offset, self.end_offset)} is marked optional, but "
+                f"inputs from past days are always optional — drop the {OPTIONAL_MARKER}"
+            )
 
     @classmethod
     def parse(cls, text: str) -> Dependency:
@@ -74,10 +84,11 @@ class Dependency:
         if not match:
             raise ValueError(
                 f"bad dependency {text.strip()!r} — write prompt_id, prompt_id@-N "
-                "or prompt_id@-A..-B"
+                "or prompt_id@-A..-B (add ? to a same-day entry to make it optional)"
             )
+        optional = match["optional"] is not None
         if match["start"] is None:
-            return cls(match["id"])
+            return cls(match["id"], optional=optional)
         start = int(match["start"])
         end = int(match["end"]) if match["end"] is not None else start
         if start > 0 or end > 0:
@@ -90,7 +101,7 @@ class Dependency:
                 f"{text.strip()!r} has its window backwards — write the earlier day first, "
                 "e.g. @-7..-1"
             )
-        return cls(match["id"], start, end)
+        return cls(match["id"], start, end, optional)
 
     @property
     def is_same_day(self) -> bool:
@@ -104,7 +115,7 @@ class Dependency:
 
     def __str__(self) -> str:
         if self.is_same_day:
-            return self.prompt_id
+            return self.prompt_id + (OPTIONAL_MARKER if self.optional else "")
         if self.start_offset == self.end_offset:
             return f"{self.prompt_id}@{self.start_offset}"
         return f"{self.prompt_id}@{self.start_offset}..{self.end_offset}"

@@ -41,6 +41,9 @@ WRITE_TOOLS: tuple[str, ...] = ("write_file", "replace", "run_shell_command", "w
 CLI_TOOLS: tuple[str, ...] = READ_TOOLS + WRITE_TOOLS
 THINKING_BUDGET_RANGE = (-1, 32768)
 SECTION_SEPARATOR = ";"
+# Each re-ask is a full model call with the previous answer pasted in: a few are worth it, more
+# only burn quota on a model that does not follow the format.
+MAX_REASKS = 5
 
 WaveName = Literal["search", "aggregator", "tagger", "render", "export"]
 ConcurrencyClass = Literal["sequential", "low", "medium", "high"]
@@ -140,6 +143,7 @@ class PromptSpec(BaseModel):
     required_sections: tuple[str, ...] = ()
     blocks_publishing: bool = False
     thinking_budget: int | None = None
+    max_reasks: int | None = None  # None: the format's default (``OutputFormat.default_reasks``)
     line: int = 0
 
     @field_validator("prompt_id")
@@ -290,11 +294,23 @@ class PromptSpec(BaseModel):
             return value.strip() == YES
         return value
 
+    @field_validator("max_reasks", mode="before")
+    @classmethod
+    def _check_max_reasks(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return _number(value, int, 0, MAX_REASKS)
+
     def output_path(self, date: str) -> PurePosixPath:
         """The output file for partition `date` (YYYY-MM-DD), relative to the data root."""
         if not _DATE_RE.fullmatch(date):
             raise ValueError(f"date {date!r} is not YYYY-MM-DD")
         return PurePosixPath(self.expected_outputs.replace("{date}", date))
+
+    @property
+    def reasks(self) -> int:
+        """How often a rejected answer is sent back to the model with the complaints, per attempt."""
+        return FORMATS[self.output_format].default_reasks if self.max_reasks is None else self.max_reasks
 
     @property
     def uses_llm(self) -> bool:
