@@ -9,11 +9,13 @@ the same policy to either; this module only knows how to open, count and describ
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 from pyrate_limiter import AbstractBucket, Rate, SQLiteBucket
+
+from nh_assets.redaction import Redactor, redact_url, secret_values
 
 TABLE = "gemini_requests"
 CONNECT_TIMEOUT_S = 10.0
@@ -31,15 +33,6 @@ def libpq_url(url: str) -> str:
     ``postgresql://…``, which psycopg 3 and its pool accept."""
     scheme, sep, rest = url.partition("://")
     return f"{scheme.split('+', 1)[0]}{sep}{rest}" if sep else url
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for logs and metadata."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class BucketStore(Protocol):
@@ -97,6 +90,8 @@ class PostgresStore:
             )
         self.url = url
         self.label = redact_url(url)
+        # This URL's password in every form, and every secret of the environment.
+        self._redact = Redactor([*secret_values(os.environ), *secret_values({"NH_POSTGRES_URL": url})])
         self.max_connections = max_connections
         self.background_leak = False
         self._pool = None
@@ -125,7 +120,7 @@ class PostgresStore:
             self._pool = None
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             # psycopg's messages may quote the connection string; never echo a password.
-            reason = reason.replace(self.url, self.label).replace(libpq_url(self.url), self.label)
+            reason = self._redact(reason)
             raise RateLimitStoreError(
                 f"cannot open the shared Gemini rate-limit bucket at {self.label} ({reason}); "
                 "check NH_POSTGRES_URL and that the PostgreSQL server is running"

@@ -2,7 +2,7 @@
 
 Every prompt asset calls ``GeminiCLIResource.generate``. It runs the ``gemini`` executable
 headless (``-m MODEL -o json -p PROMPT``) with stdin closed, in a fresh empty working directory,
-with the parent environment passed through, after taking a slot from the machine-wide rate
+with an allow-listed environment (``child_env``), after taking a slot from the machine-wide rate
 limit, and while holding one of the machine-wide CLI process slots (``process_slots.py``). A call
 that outlives its timeout has its whole process group killed. Failures come back as
 ``GeminiFailure`` with a kind, a one-line cause and a fix; the asset decides whether to retry.
@@ -17,9 +17,7 @@ nothing of the fake itself. The child process runs through ``subprocesses.run``.
 from __future__ import annotations
 
 import json
-import os
 import random
-import re
 import shutil
 import tempfile
 import time
@@ -30,6 +28,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from nh_assets import subprocesses
+from nh_assets.child_env import GEMINI_CLI, child_env
 from nh_assets.gemini.cli_home import write_cli_home
 from nh_assets.gemini.failures import (
     FailureKind,
@@ -40,13 +39,10 @@ from nh_assets.gemini.failures import (
 from nh_assets.gemini.process_slots import ProcessSlots
 from nh_assets.gemini.rate_limit import DailyCapExceeded, RateLimitConfigError, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
+from nh_assets.redaction import redact
 
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
 # The demo endpoint checks no key, but the CLI insists on one; never a real key sent to a fake.
 _DEMO_API_KEY = "nh-demo-key-not-a-secret"
-# The pipeline's own infrastructure credentials: the CLI gets the parent environment for its auth
-# and proxies, but has no business with Dagster's database or the Celery broker.
-_NOT_FOR_THE_CLI = ("NH_POSTGRES_URL", "NH_RATE_LIMIT_POSTGRES_URL", "NH_CELERY_BROKER", "NH_CELERY_BACKEND")
 
 
 @dataclass(frozen=True)
@@ -169,12 +165,10 @@ class GeminiCLIResource(dg.ConfigurableResource):
         return self._limiter
 
     def _child_env(self) -> dict[str, str]:
-        env = {name: value for name, value in os.environ.items() if name not in _NOT_FOR_THE_CLI}
-        if self.no_relaunch:
-            env["GEMINI_CLI_NO_RELAUNCH"] = "true"
+        overrides = {"GEMINI_CLI_NO_RELAUNCH": "true"} if self.no_relaunch else {}
         if self.api_base_url:
             assert self._cli_home is not None, "resource used outside Dagster execution"
-            env.update(
+            overrides.update(
                 HOME=str(self._cli_home),
                 GEMINI_CLI_HOME=str(self._cli_home),
                 GOOGLE_GEMINI_BASE_URL=self.api_base_url,
@@ -182,8 +176,8 @@ class GeminiCLIResource(dg.ConfigurableResource):
                 no_proxy="127.0.0.1,localhost",
             )
             if self.demo:
-                env["GEMINI_API_KEY"] = _DEMO_API_KEY
-        return env
+                overrides["GEMINI_API_KEY"] = _DEMO_API_KEY
+        return child_env(GEMINI_CLI, **overrides)
 
     def resolve_cli(self) -> str:
         found = shutil.which(self.cli_path)
@@ -223,7 +217,6 @@ class GeminiCLIResource(dg.ConfigurableResource):
             raise GeminiFailure(FailureKind.DAILY_CAP, str(exc)) from None
 
         env = self._child_env()
-        secrets = [value for name, value in env.items() if _SECRET_NAME.search(name) and len(value) >= 6]
         Path(self.workdir_root).mkdir(parents=True, exist_ok=True)
         workdir = tempfile.mkdtemp(prefix="call-", dir=self.workdir_root)
         try:
@@ -234,7 +227,6 @@ class GeminiCLIResource(dg.ConfigurableResource):
                     env=env,
                     cwd=workdir,
                     timeout_s=timeout_s,
-                    secrets=secrets,
                     # The CLI holds the slot too: if this step process dies, the slot stays taken
                     # until the orphaned CLI exits.
                     pass_fds=(slot.fd,),
@@ -268,18 +260,14 @@ class GeminiCLIResource(dg.ConfigurableResource):
         env: dict[str, str],
         cwd: str,
         timeout_s: float,
-        secrets: list[str],
         pass_fds: tuple[int, ...] = (),
     ) -> tuple[str, str, int]:
-        def redact(text: str) -> str:
-            for secret in secrets:
-                text = text.replace(secret, "***")
-            return text
-
+        """(stdout, redacted stderr, exit code). stdout holds the model's answer, which is data and is
+        never rewritten; its text reaches a log or a failure only through ``classify_exit`` and
+        ``GeminiFailure``, which redact."""
         try:
             done = subprocesses.run(
-                args, env=env, cwd=cwd, timeout_s=timeout_s, kill_grace_s=self.kill_grace_s,
-                pass_fds=pass_fds, redact=redact,
+                args, env=env, cwd=cwd, timeout_s=timeout_s, kill_grace_s=self.kill_grace_s, pass_fds=pass_fds
             )
         except FileNotFoundError:
             raise GeminiFailure(FailureKind.CLI_MISSING, f"cannot execute {args[0]!r}") from None
@@ -288,6 +276,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
         except OSError as exc:
             # E2BIG and friends: report the OS reason, never the argument vector (it holds the prompt).
             raise GeminiFailure(FailureKind.CONFIG, f"cannot start the CLI: {exc.strerror}") from None
+        stderr = redact(done.stderr)
         if done.timed_out:
-            raise classify_timeout(timeout_s, done.stderr)
-        return done.stdout, done.stderr, done.returncode
+            raise classify_timeout(timeout_s, stderr)
+        return done.stdout, stderr, done.returncode
