@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from nh_assets.operations.alerts import FailureAlertResource, summarize_failure
-from nh_assets.artifacts import write_atomic
+from nh_assets.artifacts import ArtifactWriteError, write_atomic
 from nh_assets.data_layout import DataLayoutResource
 from nh_assets.redaction import redact
 from nh_assets.settings import Settings
@@ -53,11 +53,11 @@ def build_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
         context.log.info(redact(summary.headline()))
         day = summary.partition or _run_day(context.instance, run, zone)
         path = layout.root_path / FAILURES_DIR / f"{day}_{run.run_id}.md"
-        write_error: OSError | None = None
+        write_error: Exception | None = None
         try:
             write_atomic(path, redact(summary.markdown()).encode())
             context.log.info(f"failure summary written to {path}")
-        except OSError as exc:
+        except (OSError, ArtifactWriteError) as exc:
             # Still try the webhook: a full disk is exactly when the operator must hear of it.
             write_error = exc
         problem = alerts.post(redact(summary.chat_text()))
