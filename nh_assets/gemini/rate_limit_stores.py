@@ -10,6 +10,7 @@ the same policy to either; this module only knows how to open, count and describ
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Protocol
 
@@ -38,6 +39,9 @@ def libpq_url(url: str) -> str:
 class BucketStore(Protocol):
     label: str  # where the bucket lives, safe to log
     background_leak: bool  # let pyrate-limiter's leaker thread prune old entries
+    transient_errors: tuple[type[BaseException], ...]  # the store is busy or restarting: wait, then give up
+    reopen_after_error: bool  # a transient error may have broken the connections: open afresh
+    fix: str  # what to do when it stays so
 
     def open(self, rates: list[Rate]) -> AbstractBucket: ...
 
@@ -53,6 +57,13 @@ class SQLiteStore:
         self.db_path = Path(db_path)
         self.label = str(self.db_path)
         self.background_leak = True
+        # "database is locked" after sqlite3's own 5 s; filelock's Timeout is a TimeoutError.
+        self.transient_errors = (sqlite3.OperationalError, TimeoutError)
+        self.reopen_after_error = False
+        self.fix = (
+            f"find the process holding {self.db_path} or {self.db_path}.lock (`fuser -v FILE`) and stop it; "
+            "deleting both files resets the counts"
+        )
 
     def open(self, rates: list[Rate]) -> AbstractBucket:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +105,12 @@ class PostgresStore:
         self._redact = Redactor([*secret_values(os.environ), *secret_values({"NH_POSTGRES_URL": url})])
         self.max_connections = max_connections
         self.background_leak = False
+        import psycopg
+
+        # PoolTimeout is an OperationalError: the server is down or restarting.
+        self.transient_errors = (psycopg.OperationalError, TimeoutError)
+        self.reopen_after_error = True
+        self.fix = "check that the PostgreSQL server is up and NH_POSTGRES_URL (or NH_RATE_LIMIT_POSTGRES_URL)"
         self._pool = None
         self._bucket = None
 
@@ -107,6 +124,10 @@ class PostgresStore:
             min_size=1,
             max_size=self.max_connections,
             kwargs={"options": "-c TimeZone=UTC", "connect_timeout": int(CONNECT_TIMEOUT_S)},
+            # A server restart breaks every pooled connection: test each before handing it out, and
+            # never wait longer for one than for a new connection.
+            check=ConnectionPool.check_connection,
+            timeout=CONNECT_TIMEOUT_S,
             open=False,
             name="nh-gemini-rate-limit",
         )

@@ -215,6 +215,8 @@ class GeminiCLIResource(dg.ConfigurableResource):
             acquired = self._shared_rate_limit().acquire(context.log.info)
         except DailyCapExceeded as exc:
             raise GeminiFailure(FailureKind.DAILY_CAP, str(exc)) from None
+        except RateLimitStoreError as exc:  # the store stayed locked or unreachable past its patience
+            raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
 
         env = self._child_env()
         Path(self.workdir_root).mkdir(parents=True, exist_ok=True)
