@@ -23,13 +23,10 @@ import glob
 import hashlib
 import os
 import secrets
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-
-_TEMP_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -77,7 +74,11 @@ def _temp_name(path: Path) -> Path:
 
 
 def remove_abandoned_temps(path: Path) -> list[Path]:
-    """Remove temporary files of ``path`` whose writer is gone (unlocked and not brand new)."""
+    """Remove temporary files of ``path`` whose writer is gone (no flock held on them).
+
+    A writer creates its file, then locks it; a cleaner that slips into those microseconds
+    unlinks a live temp, and that writer's rename then fails with a clear ArtifactWriteError,
+    the previous artifact intact. Writers of one artifact are rare anyway: one run per day."""
     removed = []
     for temp in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
         try:
@@ -85,9 +86,6 @@ def remove_abandoned_temps(path: Path) -> list[Path]:
         except FileNotFoundError:
             continue
         try:
-            # A writer creates, then locks: a temp younger than a minute may be between the two.
-            if time.time() - os.fstat(fd).st_mtime < _TEMP_GRACE_S:
-                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
