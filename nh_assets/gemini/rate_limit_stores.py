@@ -13,10 +13,11 @@ import os
 import sqlite3
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import unquote
 
 from pyrate_limiter import AbstractBucket, Rate, SQLiteBucket
 
-from nh_assets.redaction import Redactor, redact_url, secret_values
+from nh_assets.redaction import Redactor, redact_url, secret_values, url_password
 
 TABLE = "gemini_requests"
 CONNECT_TIMEOUT_S = 10.0
@@ -34,6 +35,20 @@ def libpq_url(url: str) -> str:
     ``postgresql://…``, which psycopg 3 and its pool accept."""
     scheme, sep, rest = url.partition("://")
     return f"{scheme.split('+', 1)[0]}{sep}{rest}" if sep else url
+
+
+def split_password(url: str) -> tuple[str, str | None]:
+    """(the URL without its password, the password decoded), found by the last "@" of the userinfo.
+
+    libpq gets the password as a separate parameter, never inside the URL: a raw ``/ # ?`` in it
+    would make libpq misparse the URL and quote the pieces in its error messages (which psycopg's
+    pool logs), and libpq itself never prints a password parameter.
+    """
+    raw = url_password(url)
+    if raw is None:
+        return url, None
+    head, _, tail = url.partition(f":{raw}@")
+    return f"{head}@{tail}", unquote(raw)
 
 
 class BucketStore(Protocol):
@@ -119,11 +134,16 @@ class PostgresStore:
         from psycopg_pool import ConnectionPool, PoolTimeout
         from pyrate_limiter import PostgresBucket
 
+        conninfo, password = split_password(libpq_url(self.url))
         pool = ConnectionPool(
-            libpq_url(self.url),
+            conninfo,
             min_size=1,
             max_size=self.max_connections,
-            kwargs={"options": "-c TimeZone=UTC", "connect_timeout": int(CONNECT_TIMEOUT_S)},
+            kwargs={
+                "options": "-c TimeZone=UTC",
+                "connect_timeout": int(CONNECT_TIMEOUT_S),
+                **({"password": password} if password is not None else {}),
+            },
             # A server restart breaks every pooled connection: test each before handing it out, and
             # never wait longer for one than for a new connection.
             check=ConnectionPool.check_connection,
