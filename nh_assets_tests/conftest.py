@@ -11,14 +11,20 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from nh_assets.child_env import PASSTHROUGH_ENV
 from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT, load_settings
-from nh_assets_tests.fakes import install_fake, shared_fake_api
+from nh_assets_tests.fakes import FAKES_PASSTHROUGH, install_fake, shared_fake_api
 
 # Nothing in the tests may head for Google: an endpoint a test forgot to set points at a closed
 # loopback port instead, so the test fails at once and no request leaves the machine.
 os.environ.setdefault("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:9")
 os.environ.setdefault("CODE_ASSIST_ENDPOINT", "http://127.0.0.1:9")
+
+
+# The fakes read their scenario from FAKE_* variables, and a child sees only allow-listed ones
+# (nh_assets.child_env): the tests name theirs the way an operator names a site's own variables.
+os.environ.setdefault(PASSTHROUGH_ENV, FAKES_PASSTHROUGH)
 
 pytest_plugins = ["nh_assets_tests.gemini_api_fixtures", "nh_assets_tests.browser", "nh_assets_tests.postgres_fixtures"]
 

@@ -52,6 +52,23 @@ class PostgresServer:
     host: str
     port: int
     user: str
+    data_dir: Path | None = None
+    bindir: Path | None = None
+    run_as: tuple[str, ...] = ()
+    options: str = ""  # the server's -o options: a plain `pg_ctl start` would forget the port
+
+    def pg_ctl(self, *args: str) -> None:
+        """``pg_ctl -D DATA ARGS`` as the cluster's owner (``stop -m fast``, ``start``, ``restart``):
+        for tests of a server that goes away under a running pipeline."""
+        assert self.data_dir is not None and self.bindir is not None
+        log = self.data_dir.parent / "server.log"
+        options = ["-o", self.options] if "start" in args else []
+        proc = subprocess.run(
+            [*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(log), "-w", *options, *args],
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"pg_ctl {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
@@ -100,7 +117,7 @@ def running_postgres() -> Iterator[PostgresServer]:
         )
         run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start")
         try:
-            yield PostgresServer("127.0.0.1", port, user)
+            yield PostgresServer("127.0.0.1", port, user, data, bindir, tuple(run_as), options)
         finally:
             subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
                            capture_output=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nh_assets.artifacts import write_atomic
+from nh_assets.artifacts import ArtifactWriteError, write_atomic
 from nh_assets.data_layout import DataLayoutResource
 from nh_assets.definitions import gemini_resource
 from nh_assets.prompts.definitions import build_prompt_graph
@@ -111,7 +111,8 @@ def test_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
+    # One line with the cause (a dg.Failure, so the step shows it, not a traceback).
+    with pytest.raises(ArtifactWriteError, match="disk full"):
         write_atomic(target, b"half-written replacement")
     assert target.read_bytes() == b"good"
     assert [p.name for p in target.parent.iterdir()] == ["report.md"]

@@ -25,7 +25,8 @@ import pytest
 from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
-from nh_assets.gemini.rate_limit_stores import TABLE, redact_url
+from nh_assets.gemini.rate_limit_stores import TABLE
+from nh_assets.redaction import redact_url
 from nh_assets.settings import SettingsError, load_settings
 from nh_assets_tests.dagster_server import overlaps, run_span, running_dagster, wait_for_runs
 from nh_assets_tests.fakes import pipeline_env, shared_fake_api

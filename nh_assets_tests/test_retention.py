@@ -1,16 +1,20 @@
-"""retention_cleanup through Dagster: what it removes, what it leaves, and what Dagster forgets."""
+"""retention_cleanup through Dagster: what it removes, what it leaves, and that Dagster forgets nothing."""
 
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import pytest
 
+from dagster._core.event_api import PartitionKeyFilter
+
 from nh_assets import definitions
+from nh_assets.operations.retention import FILES_REMOVED_KEY
 from nh_assets.settings import load_settings
 
 TODAY = datetime.now(timezone.utc).date()  # NH_TIMEZONE=UTC in these tests
 KEEP = 7
 EXPIRED, BOUNDARY, FUTURE = TODAY - timedelta(days=KEEP + 2), TODAY - timedelta(days=KEEP), TODAY + timedelta(days=3)
+CHECKS = ("output_is_clean",)
 PROMPTS = ("ai_ecosystem_watch", "daily_aggregator", "tag_extractor", "site_payload_exporter")
 
 
@@ -82,48 +86,79 @@ def test_removes_expired_days_only_and_leaves_the_unexpected_alone(setup, regist
     assert meta["nh.expired_folders_kept"] == [f"outputs/daily/{EXPIRED - timedelta(days=1)}/"]
 
 
-def test_removed_partitions_no_longer_count_as_materialized(setup, registry, instance, fake_cli_env):
+def _materializations(instance, asset, partition):
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset, asset_partitions=[partition]), limit=100
+    ).records
+    return [r.run_id for r in records]
+
+
+def _check_results(instance, asset, partition):
+    history = []
+    for check in CHECKS:
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(asset, check), limit=100, partition_filter=PartitionKeyFilter(key=partition)
+        )
+        history += [(check, r.run_id) for r in records]
+    return sorted(history)
+
+
+def _removals(instance, asset):
+    records = instance.fetch_observations(asset, limit=100).records
+    return {r.partition_key: r.asset_observation.metadata[FILES_REMOVED_KEY].value for r in records
+            if FILES_REMOVED_KEY in r.asset_observation.metadata}
+
+
+def test_removed_days_keep_their_history_and_say_their_files_were_removed(setup, registry, instance, fake_cli_env):
     settings, defs = setup
     asset = dg.AssetKey("ai_ecosystem_watch")
     job = defs.resolve_implicit_global_asset_job_def()
-    runs = {}
-    for day in (EXPIRED, TODAY):
+    for day in (EXPIRED, TODAY, TODAY):  # the kept day materialized twice
         run = job.execute_in_process(partition_key=day.isoformat(), instance=instance, asset_selection=[asset])
         assert run.success
-        runs[day] = run.run_id
     # A partition of another asset, recorded without a run (as the history import does).
     _write_day(settings.data_root, registry, EXPIRED, ["daily_aggregator"])
     instance.report_runless_asset_event(dg.AssetMaterialization("daily_aggregator", partition=EXPIRED.isoformat()))
-    before = instance.get_latest_materialization_event(asset).asset_materialization
-    assert instance.get_materialized_partitions(asset) == {EXPIRED.isoformat(), TODAY.isoformat()}
     days = [EXPIRED.isoformat(), TODAY.isoformat()]
-    partitions_def = defs.resolve_assets_def(asset).partitions_def
-    # The UI reads the per-partition status cache; reading it here fills the cache first.
-    materialized = dg.AssetPartitionStatus.MATERIALIZED
-    assert instance.get_status_by_partition(asset, days, partitions_def) == dict.fromkeys(days, materialized)
+    before = {day: (_materializations(instance, asset, day), _check_results(instance, asset, day)) for day in days}
+    assert len(before[TODAY.isoformat()][0]) == 2 and len(before[TODAY.isoformat()][1]) == 2 * len(CHECKS)
 
     dry = _run(defs, instance)
-    assert _metadata(dry)["nh.partitions_marked_missing"] == 2
-    assert instance.get_materialized_partitions(asset) == {EXPIRED.isoformat(), TODAY.isoformat()}
+    assert _metadata(dry)["nh.partitions_reported_removed"] == 2
+    assert _removals(instance, asset) == {}
 
     result = _run(defs, instance, dry_run=False)
     assert result.success
-    meta = _metadata(result)
-    assert meta["nh.partitions_marked_missing"] == 2
-    assert instance.get_materialized_partitions(asset) == {TODAY.isoformat()}
-    assert instance.get_materialized_partitions(dg.AssetKey("daily_aggregator")) == set()
-    # The kept day's materialization survives with its data version, pointing at its run.
-    restored = instance.get_latest_materialization_event(asset)
-    materialization = restored.asset_materialization
-    assert materialization.partition == TODAY.isoformat()
-    assert materialization.tags["dagster/data_version"] == before.tags["dagster/data_version"]
-    assert materialization.metadata["sha256"] == before.metadata["sha256"]
-    if meta["nh.forget_mechanism"] != "wipe_asset_partitions":
-        assert materialization.metadata["nh.restored_from_run_id"].value == runs[TODAY]
-    # The UI's view agrees: the expired day is missing again, today is still materialized.
-    assert instance.get_status_by_partition(asset, days, partitions_def) == {days[0]: None, days[1]: materialized}
-    assert _run(defs, instance, dry_run=False).success  # nothing left to forget: idempotent
-    assert instance.get_materialized_partitions(asset) == {TODAY.isoformat()}
+    assert _metadata(result)["nh.partitions_reported_removed"] == 2
+    expired_file = registry.by_id("ai_ecosystem_watch").output_path(EXPIRED.isoformat())
+    assert not (settings.data_root / expired_file).exists()
+    # Nothing of Dagster's history is gone: every materialization and check result of both days.
+    assert {day: (_materializations(instance, asset, day), _check_results(instance, asset, day)) for day in days} == before
+    # The removal is told on the partition; the day stays materialized, so "materialize missing" skips it.
+    assert _removals(instance, asset) == {EXPIRED.isoformat(): [str(expired_file)]}
+    assert _removals(instance, dg.AssetKey("daily_aggregator")).keys() == {EXPIRED.isoformat()}
+    partitions_def = defs.resolve_assets_def(asset).partitions_def
+    materialized = dg.AssetPartitionStatus.MATERIALIZED
+    assert instance.get_status_by_partition(asset, days, partitions_def) == dict.fromkeys(days, materialized)
+    # Idempotent: a second run has nothing new to remove or to report.
+    again = _run(defs, instance, dry_run=False)
+    assert _metadata(again)["nh.partitions_reported_removed"] == 0
+    assert len(instance.fetch_observations(asset, limit=100).records) == 1
+
+
+def test_a_day_materialized_again_after_its_removal_is_reported_again_only_when_removed_again(
+    setup, registry, instance, fake_cli_env
+):
+    settings, defs = setup
+    asset = dg.AssetKey("ai_ecosystem_watch")
+    job = defs.resolve_implicit_global_asset_job_def()
+    assert job.execute_in_process(partition_key=EXPIRED.isoformat(), instance=instance, asset_selection=[asset]).success
+    assert _metadata(_run(defs, instance, dry_run=False))["nh.partitions_reported_removed"] == 1
+    # The operator brings the day back on purpose: the file exists again, nothing to report.
+    assert job.execute_in_process(partition_key=EXPIRED.isoformat(), instance=instance, asset_selection=[asset]).success
+    assert _metadata(_run(defs, instance))["nh.partitions_reported_removed"] == 1  # dry run: would remove it again
+    assert _metadata(_run(defs, instance, dry_run=False))["nh.partitions_reported_removed"] == 1
+    assert len(_materializations(instance, asset, EXPIRED.isoformat())) == 2
 
 
 def test_schedule_is_stopped_and_deletes_for_real(setup):
@@ -132,5 +167,5 @@ def test_schedule_is_stopped_and_deletes_for_real(setup):
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     config = schedule.evaluate_tick(dg.build_schedule_context()).run_requests[0].run_config
     assert config["ops"]["remove_expired_artifacts"]["config"] == {
-        "keep_days": settings.retention_days, "dry_run": False, "forget_in_dagster": True
+        "keep_days": settings.retention_days, "dry_run": False
     }

@@ -12,6 +12,8 @@ import enum
 import json
 import re
 
+from nh_assets.redaction import redact
+
 
 class FailureKind(str, enum.Enum):
     CLI_MISSING = "cli_missing"
@@ -67,6 +69,9 @@ class GeminiFailure(Exception):
     """A classified CLI failure. Not a dataclass: frozen exceptions break context managers."""
 
     def __init__(self, kind: FailureKind, cause: str):
+        # Every failure's text becomes a step's Failure description, a failure file and a webhook
+        # body: redacted here, once, whatever produced it (the CLI's stdout, a store's error).
+        cause = redact(cause)
         super().__init__(kind, cause)
         self.kind = kind
         self.cause = cause
@@ -103,7 +108,7 @@ def _first_line(text: str, limit: int = 240) -> str:
 
 
 def classify_exit(returncode: int, stdout: str, stderr: str) -> GeminiFailure:
-    """Turn a non-zero CLI exit into a classified failure (secrets must be redacted by the caller)."""
+    """Turn a non-zero CLI exit into a classified failure (its cause is redacted by ``GeminiFailure``)."""
     json_message = error_message(stderr) or error_message(stdout)
     text = "\n".join(part for part in (json_message, stderr, stdout) if part)
     excerpt = _first_line(json_message or "") or _first_line(stderr) or _first_line(stdout) or "no output"

@@ -7,6 +7,12 @@ budget. The limit therefore lives in a shared store (``rate_limit_stores``: a SQ
 process, is counted in the same sliding windows. The per-minute window is waited out; the
 per-day window is a hard cap that fails at once with a clear message, because waiting hours
 inside a step helps nobody.
+
+The store is another process's too, and can be held or gone for a while: a SQLite file locked by
+another process (its file lock, or a long write transaction), a Postgres server restarting. Both
+are waited out, silently at first, for at most ``patience_s``; past that the step fails with one
+line naming the store and the fix (``RateLimitStoreError``), never a traceback and never a slot
+taken without being counted: a slot is ours only once the store committed it.
 """
 
 from __future__ import annotations
@@ -18,13 +24,15 @@ from typing import Callable
 
 from pyrate_limiter import Duration, Limiter, Rate, RateItem, SingleBucketFactory
 
-from nh_assets.gemini.rate_limit_stores import BucketStore
+from nh_assets.gemini.rate_limit_stores import BucketStore, RateLimitStoreError
 
 _ITEM = "gemini"
 # The slot is taken a moment before the CLI's request reaches the API (process start, node
 # start-up). Counting the minute window over 61 s keeps the API-side count within R in every
 # 60 s window despite that jitter, at a cost of under 2 % of throughput.
 MINUTE_WINDOW_MS = Duration.MINUTE.value + 1000
+# How long the store may stay locked by another process or unreachable before a step gives up.
+STORE_PATIENCE_S = 60.0
 
 
 class RateLimitConfigError(ValueError):
@@ -43,8 +51,9 @@ class Acquired:
 class SharedRateLimit:
     """Blocking acquisition of one Gemini request slot from the shared bucket."""
 
-    def __init__(self, store: BucketStore, per_minute: int, per_day: int):
+    def __init__(self, store: BucketStore, per_minute: int, per_day: int, *, patience_s: float = STORE_PATIENCE_S):
         self.store = store
+        self.patience_s = patience_s
         self.per_minute = per_minute
         self.per_day = per_day
         if per_minute < 1 or per_day <= per_minute:
@@ -58,31 +67,66 @@ class SharedRateLimit:
         # A day cap above 1440 x the minute rate can never bind; pyrate-limiter rejects such lists.
         if per_day * MINUTE_WINDOW_MS < per_minute * Duration.DAY.value:
             rates.append(self._day_rate)
-        self._bucket = store.open(rates)
+        self._rates = rates
+        self._open()
+
+    def _open(self) -> None:
+        self._bucket = self.store.open(self._rates)
         # Given the bucket itself, the Limiter also takes the bucket's own cross-process lock
         # (SQLite's file lock); a store that prunes by itself gets no leaker thread.
         self._limiter = Limiter(
-            self._bucket if store.background_leak else SingleBucketFactory(self._bucket, schedule_leak=False)
+            self._bucket if self.store.background_leak else SingleBucketFactory(self._bucket, schedule_leak=False)
         )
+
+    def _reopen(self) -> None:
+        """After a store error: a fresh connection pool, rather than one backing off its reconnects
+        for minutes after a server restart. Failing to reopen is one more transient error."""
+        self.store.close()
+        self._limiter.close()
+        try:
+            self._open()
+        except RateLimitStoreError:
+            pass
 
     def acquire(self, log: Callable[[str], None] = lambda _msg: None, max_wait_s: float = 3600.0) -> Acquired:
         """Take one slot, waiting (and saying so through ``log``) while the minute window is full."""
         started = time.monotonic()
         announced = False
+        blocked_since: float | None = None  # the store locked by another process, or unreachable
         while True:
-            if self._limiter.try_acquire(_ITEM, blocking=False):
-                return Acquired(waited_s=time.monotonic() - started)
-            failing = self._bucket.failing_rate
-            if failing is self._day_rate:
-                raise DailyCapExceeded(
-                    f"Gemini daily cap of {self.per_day} requests is used up (shared bucket "
-                    f"{self.store.label}); raise NH_RATE_PER_DAY or rerun tomorrow"
-                )
-            wait_ms = self._bucket.waiting(RateItem(_ITEM, self._bucket.now()))
+            try:
+                # A put that never ran (the store's lock was taken) must not be read as the verdict
+                # of an earlier one: that could be a stale "daily cap".
+                self._bucket.failing_rate = None
+                if self._limiter.try_acquire(_ITEM, blocking=False):
+                    return Acquired(waited_s=time.monotonic() - started)
+                failing = self._bucket.failing_rate
+                if failing is self._day_rate:
+                    raise DailyCapExceeded(
+                        f"Gemini daily cap of {self.per_day} requests is used up (shared bucket "
+                        f"{self.store.label}); raise NH_RATE_PER_DAY or rerun tomorrow"
+                    )
+                wait_ms = self._bucket.waiting(RateItem(_ITEM, self._bucket.now()))
+                problem = "locked by another process" if wait_ms <= 0 else None
+            except self.store.transient_errors as exc:
+                wait_ms, problem = 0, f"unavailable ({type(exc).__name__})"
+                if self.store.reopen_after_error:
+                    self._reopen()
+            if problem is None:
+                blocked_since = None
+            else:
+                blocked_since = blocked_since or time.monotonic()
+                if time.monotonic() - blocked_since > self.patience_s:
+                    raise RateLimitStoreError(
+                        f"the shared Gemini rate-limit bucket {self.store.label} stayed {problem} for more than "
+                        f"{self.patience_s:.0f}s; {self.store.fix}"
+                    )
             # wait_ms 0: not a full window, another process held the bucket's lock (the Postgres
-            # bucket refuses at once rather than queueing): retry shortly, without announcing.
+            # bucket refuses at once rather than queueing) or the store failed: retry shortly, without announcing.
             contended = wait_ms <= 0
             wait_s = random.uniform(0.01, 0.05) if contended else max(wait_ms, 50) / 1000.0
+            if problem and problem.startswith("unavailable"):
+                wait_s = 0.5  # a restarting server: do not hammer it
             if time.monotonic() - started + wait_s > max_wait_s:
                 raise TimeoutError(f"waited more than {max_wait_s:.0f}s for a Gemini rate-limit slot")
             if contended:

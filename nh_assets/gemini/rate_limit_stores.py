@@ -9,11 +9,15 @@ the same policy to either; this module only knows how to open, count and describ
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote
 
 from pyrate_limiter import AbstractBucket, Rate, SQLiteBucket
+
+from nh_assets.redaction import Redactor, redact_url, secret_values, url_password
 
 TABLE = "gemini_requests"
 CONNECT_TIMEOUT_S = 10.0
@@ -33,18 +37,26 @@ def libpq_url(url: str) -> str:
     return f"{scheme.split('+', 1)[0]}{sep}{rest}" if sep else url
 
 
-def redact_url(url: str) -> str:
-    """The URL without its password, for logs and metadata."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+def split_password(url: str) -> tuple[str, str | None]:
+    """(the URL without its password, the password decoded), found by the last "@" of the userinfo.
+
+    libpq gets the password as a separate parameter, never inside the URL: a raw ``/ # ?`` in it
+    would make libpq misparse the URL and quote the pieces in its error messages (which psycopg's
+    pool logs), and libpq itself never prints a password parameter.
+    """
+    raw = url_password(url)
+    if raw is None:
+        return url, None
+    head, _, tail = url.partition(f":{raw}@")
+    return f"{head}@{tail}", unquote(raw)
 
 
 class BucketStore(Protocol):
     label: str  # where the bucket lives, safe to log
     background_leak: bool  # let pyrate-limiter's leaker thread prune old entries
+    transient_errors: tuple[type[BaseException], ...]  # the store is busy or restarting: wait, then give up
+    reopen_after_error: bool  # a transient error may have broken the connections: open afresh
+    fix: str  # what to do when it stays so
 
     def open(self, rates: list[Rate]) -> AbstractBucket: ...
 
@@ -60,6 +72,13 @@ class SQLiteStore:
         self.db_path = Path(db_path)
         self.label = str(self.db_path)
         self.background_leak = True
+        # "database is locked" after sqlite3's own 5 s; filelock's Timeout is a TimeoutError.
+        self.transient_errors = (sqlite3.OperationalError, TimeoutError)
+        self.reopen_after_error = False
+        self.fix = (
+            f"find the process holding {self.db_path} or {self.db_path}.lock (`fuser -v FILE`) and stop it; "
+            "deleting both files resets the counts"
+        )
 
     def open(self, rates: list[Rate]) -> AbstractBucket:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,8 +116,16 @@ class PostgresStore:
             )
         self.url = url
         self.label = redact_url(url)
+        # This URL's password in every form, and every secret of the environment.
+        self._redact = Redactor([*secret_values(os.environ), *secret_values({"NH_POSTGRES_URL": url})])
         self.max_connections = max_connections
         self.background_leak = False
+        import psycopg
+
+        # PoolTimeout is an OperationalError: the server is down or restarting.
+        self.transient_errors = (psycopg.OperationalError, TimeoutError)
+        self.reopen_after_error = True
+        self.fix = "check that the PostgreSQL server is up and NH_POSTGRES_URL (or NH_RATE_LIMIT_POSTGRES_URL)"
         self._pool = None
         self._bucket = None
 
@@ -107,11 +134,20 @@ class PostgresStore:
         from psycopg_pool import ConnectionPool, PoolTimeout
         from pyrate_limiter import PostgresBucket
 
+        conninfo, password = split_password(libpq_url(self.url))
         pool = ConnectionPool(
-            libpq_url(self.url),
+            conninfo,
             min_size=1,
             max_size=self.max_connections,
-            kwargs={"options": "-c TimeZone=UTC", "connect_timeout": int(CONNECT_TIMEOUT_S)},
+            kwargs={
+                "options": "-c TimeZone=UTC",
+                "connect_timeout": int(CONNECT_TIMEOUT_S),
+                **({"password": password} if password is not None else {}),
+            },
+            # A server restart breaks every pooled connection: test each before handing it out, and
+            # never wait longer for one than for a new connection.
+            check=ConnectionPool.check_connection,
+            timeout=CONNECT_TIMEOUT_S,
             open=False,
             name="nh-gemini-rate-limit",
         )
@@ -125,7 +161,7 @@ class PostgresStore:
             self._pool = None
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             # psycopg's messages may quote the connection string; never echo a password.
-            reason = reason.replace(self.url, self.label).replace(libpq_url(self.url), self.label)
+            reason = self._redact(reason)
             raise RateLimitStoreError(
                 f"cannot open the shared Gemini rate-limit bucket at {self.label} ({reason}); "
                 "check NH_POSTGRES_URL and that the PostgreSQL server is running"

@@ -8,7 +8,7 @@ instead of the CLI's coding-agent one (``GEMINI_SYSTEM_MD``), while holding one 
 machine-wide CLI process slots (``process_slots``). The CLI reaches the API only through the
 rate gate (``api_gate``), which takes a slot from the shared bucket for every request it makes,
 tool loops and retries included. A call that outlives its timeout has its whole process group
-killed (``subprocesses``). Failures come back as ``GeminiFailure`` with a kind, a one-line cause
+killed (``subprocesses``); it gets an allow-listed environment (``child_env``). Failures come back as ``GeminiFailure`` with a kind, a one-line cause
 and a fix; the asset decides whether to retry.
 
 With ``api_base_url`` set (``NH_GEMINI_API_URL``) the gate forwards to that endpoint instead of
@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
 import tempfile
 import time
@@ -35,19 +34,17 @@ from pydantic import Field, PrivateAttr
 from nh_assets import subprocesses
 from nh_assets.gemini.api_gate import CODE_ASSIST_URL, GEMINI_API_URL, ApiGate, GateLedger, GateRefusal
 from nh_assets.gemini.call import ModelCall
+from nh_assets.child_env import GEMINI_CLI, child_env
 from nh_assets.gemini.cli_home import write_cli_home
 from nh_assets.gemini.failures import FailureKind, GeminiFailure, classify_exit, classify_timeout
 from nh_assets.gemini.process_slots import ProcessSlots
 from nh_assets.gemini.rate_limit import DailyCapExceeded, RateLimitConfigError, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
 from nh_assets.gemini.usage import ModelUsage, total, usage_by_model, usage_metadata
+from nh_assets.redaction import redact
 
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
 # The demo endpoint checks no key, but the CLI insists on one; never a real key sent to a fake.
 _DEMO_API_KEY = "nh-demo-key-not-a-secret"
-# The pipeline's own infrastructure credentials: the CLI gets the parent environment for its auth
-# and proxies, but has no business with Dagster's database or the Celery broker.
-_NOT_FOR_THE_CLI = ("NH_POSTGRES_URL", "NH_RATE_LIMIT_POSTGRES_URL", "NH_CELERY_BROKER", "NH_CELERY_BACKEND")
 _REFUSAL_KINDS = {"daily_cap": FailureKind.DAILY_CAP, "store": FailureKind.RATE_LIMIT_STORE}
 
 
@@ -231,21 +228,20 @@ class GeminiCLIResource(dg.ConfigurableResource):
         return self._gates
 
     def _child_env(self) -> dict[str, str]:
-        env = {name: value for name, value in os.environ.items() if name not in _NOT_FOR_THE_CLI}
-        if self.no_relaunch:
-            env["GEMINI_CLI_NO_RELAUNCH"] = "true"
+        overrides = {"GEMINI_CLI_NO_RELAUNCH": "true"} if self.no_relaunch else {}
         # The per-call folder is ours and holds the call's settings (``call``): trust it.
-        env["GEMINI_CLI_TRUST_WORKSPACE"] = "true"
+        overrides["GEMINI_CLI_TRUST_WORKSPACE"] = "true"
         if self.system_prompt_path:
-            env["GEMINI_SYSTEM_MD"] = str(Path(self.system_prompt_path).resolve())
+            overrides["GEMINI_SYSTEM_MD"] = str(Path(self.system_prompt_path).resolve())
         if self.api_base_url:
             assert self._cli_home is not None, "resource used outside Dagster execution"
-            env.update(HOME=str(self._cli_home), GEMINI_CLI_HOME=str(self._cli_home))
+            overrides.update(HOME=str(self._cli_home), GEMINI_CLI_HOME=str(self._cli_home))
             if self.demo:
-                env["GEMINI_API_KEY"] = _DEMO_API_KEY
-        env.update({name: gate.url for name, gate in self._gates.items()})
-        env.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
-        return env
+                overrides["GEMINI_API_KEY"] = _DEMO_API_KEY
+        # The CLI reaches the API only through the rate gates.
+        overrides.update({name: gate.url for name, gate in self._gates.items()})
+        overrides.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+        return child_env(GEMINI_CLI, **overrides)
 
     def resolve_cli(self) -> str:
         found = shutil.which(self.cli_path)
@@ -278,8 +274,10 @@ class GeminiCLIResource(dg.ConfigurableResource):
             self._shared_rate_limit().check_day_left()
         except DailyCapExceeded as exc:
             raise GeminiFailure(FailureKind.DAILY_CAP, str(exc)) from None
+        except RateLimitStoreError as exc:  # the store stayed locked or unreachable past its patience
+            raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
+
         env = self._child_env()
-        secrets = [value for name, value in env.items() if _SECRET_NAME.search(name) and len(value) >= 6]
         Path(self.workdir_root).mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix="call-", dir=self.workdir_root))
         try:
@@ -295,7 +293,6 @@ class GeminiCLIResource(dg.ConfigurableResource):
                     env=env,
                     cwd=str(workdir),
                     timeout_s=call.timeout_s,
-                    secrets=secrets,
                     # The CLI holds the slot too: if this step process dies, the slot stays taken
                     # until the orphaned CLI exits.
                     pass_fds=(slot.fd,),
@@ -344,18 +341,14 @@ class GeminiCLIResource(dg.ConfigurableResource):
         env: dict[str, str],
         cwd: str,
         timeout_s: float,
-        secrets: list[str],
         pass_fds: tuple[int, ...] = (),
     ) -> tuple[str, str, int]:
-        def redact(text: str) -> str:
-            for secret in secrets:
-                text = text.replace(secret, "***")
-            return text
-
+        """(stdout, redacted stderr, exit code). stdout holds the model's answer, which is data and is
+        never rewritten; its text reaches a log or a failure only through ``classify_exit`` and
+        ``GeminiFailure``, which redact."""
         try:
             done = subprocesses.run(
-                args, env=env, cwd=cwd, timeout_s=timeout_s, kill_grace_s=self.kill_grace_s,
-                pass_fds=pass_fds, redact=redact,
+                args, env=env, cwd=cwd, timeout_s=timeout_s, kill_grace_s=self.kill_grace_s, pass_fds=pass_fds
             )
         except FileNotFoundError:
             raise GeminiFailure(FailureKind.CLI_MISSING, f"cannot execute {args[0]!r}") from None
@@ -364,6 +357,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
         except OSError as exc:
             # E2BIG and friends: report the OS reason, never the argument vector (it holds the prompt).
             raise GeminiFailure(FailureKind.CONFIG, f"cannot start the CLI: {exc.strerror}") from None
+        stderr = redact(done.stderr)
         if done.timed_out:
-            raise classify_timeout(timeout_s, done.stderr)
-        return done.stdout, done.stderr, done.returncode
+            raise classify_timeout(timeout_s, stderr)
+        return done.stdout, stderr, done.returncode

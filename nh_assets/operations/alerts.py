@@ -24,6 +24,7 @@ import dagster as dg
 from pydantic import Field
 
 from nh_assets.gemini.failures import FailureKind
+from nh_assets.redaction import Redactor
 from nh_assets.settings import Settings
 
 WEBHOOK_ENV_VAR = "NH_ALERT_WEBHOOK"
@@ -236,7 +237,7 @@ class FailureAlertResource(dg.ConfigurableResource):
             reason = str(exc.reason)
         except (OSError, ValueError) as exc:  # timeouts, resets, a malformed URL
             reason = f"{type(exc).__name__}: {exc}"
-        return first_line(reason.replace(self.webhook_url.strip(), "***")) or "unknown error"
+        return first_line(Redactor.from_env(extra=[self.webhook_url.strip()])(reason)) or "unknown error"
 
 
 def alert_resource(settings: Settings) -> FailureAlertResource:

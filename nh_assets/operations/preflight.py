@@ -27,6 +27,8 @@ from typing import Mapping, Sequence
 import dagster as dg
 
 from nh_assets import subprocesses
+from nh_assets.child_env import GEMINI_CLI, WRANGLER, child_env
+from nh_assets.redaction import Redactor
 from nh_assets.pools import pool_limits
 from nh_assets.registry import CONCURRENCY_LIMITS
 from nh_assets.gemini.rate_limit import RateLimitConfigError, SharedRateLimit
@@ -36,7 +38,6 @@ from nh_assets.settings import Settings, SettingsError, load_settings
 
 VERSION_TIMEOUT_S = 30.0
 MIN_FREE_BYTES = 200 * 1024 * 1024
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
 
 
 class Level(str, Enum):
@@ -56,10 +57,7 @@ class Verdict:
 
 
 def _redact(text: str, env: Mapping[str, str]) -> str:
-    for name, value in env.items():
-        if _SECRET_NAME.search(name) and len(value) >= 6:
-            text = text.replace(value, "***")
-    return text
+    return Redactor.from_env(env)(text)
 
 
 def _version(executable: str, env: Mapping[str, str], timeout_s: float) -> tuple[int | None, str]:
@@ -88,7 +86,7 @@ def check_gemini_cli(cli: str, env: Mapping[str, str], timeout_s: float = VERSIO
     if found is None:
         return v(FAIL, f"{cli!r} not found or not executable — install the Gemini CLI or set NH_GEMINI_CLI")
     try:
-        code, first = _version(found, env, timeout_s)
+        code, first = _version(found, child_env(GEMINI_CLI, env), timeout_s)
     except OSError as exc:
         return v(FAIL, f"{found}: cannot run ({exc.strerror or exc}) — check the file")
     if code is None:
@@ -162,7 +160,7 @@ def check_wrangler(
     if found is None:
         return v(missing, f"{cli!r} not found — npm install -g wrangler, or set NH_WRANGLER_CLI to its path")
     try:
-        code, first = _version(found, env, timeout_s)
+        code, first = _version(found, child_env(WRANGLER, env), timeout_s)
     except OSError as exc:
         return v(missing, f"{found}: cannot run ({exc.strerror or exc})")
     if code != 0:

@@ -8,15 +8,21 @@ left it empty. Unknown files, malformed date folders (``2025-13-45``) and future
 touched, only reported. A run started by hand defaults to ``dry_run``: it reports what it would
 remove; the daily schedule (stopped until an operator starts it) removes for real.
 
-Removed partitions must show as *missing* in the UI, not as materialized files that no longer
-exist. Dagster 1.13 has ``DagsterInstance.wipe_asset_partitions`` for that, but its SQL event
-log storages (SQLite, Postgres, MySQL) raise ``NotImplementedError``. On such storages the
-asset's history is wiped (``wipe_assets``) and the latest materialization of every partition
-still kept is re-reported as a runless event copying its tags (data and code versions) and
-small metadata, plus the run it came from. The costs, accepted for an honest UI: one event per
-kept partition per cleanup that forgets something; the asset's check history is cleared by the
-wipe; and a materialization landing between the read and the wipe (milliseconds) is not
-restored — the schedule runs at 03:30, away from the daily run.
+Removing a day's files never touches Dagster's history: every materialization and every asset
+check result of every day stays, expired or kept. (Dagster 1.13's ``wipe_asset_partitions``
+raises ``NotImplementedError`` on SQL storages, and wiping a whole asset to forget some days
+deleted the older materializations and all check results of the days kept.) Instead, each
+partition whose artifact was removed gets an ``AssetObservation`` from the retention run, with
+``nh.files_removed`` (the paths) and a description: the UI lists it in the asset's events and in
+the partition's detail, next to the materialization it follows. The partition stays
+*materialized*, which is true — it was — so "materialize missing" never pays Gemini again for a
+day retention removed on purpose; rematerializing such a day is an explicit choice.
+
+Crash-safe by construction: files are removed first, observations recorded after, and which
+partitions still need one is derived from the tree and the event log (materialized before the
+cutoff, file absent, no removal observation since its latest materialization), never from
+memory. A run killed at any point leaves files removed but not yet reported, and the next run
+reports them.
 """
 
 import errno
@@ -34,16 +40,14 @@ from nh_assets.data_layout import DataLayoutResource
 
 JOB_NAME = "retention_cleanup"
 SCHEDULE_NAME = "retention_cleanup_daily"
-_RESTORE_BATCH = 200
+# The metadata key of the observation that says a partition's artifact was removed.
+FILES_REMOVED_KEY = "nh.files_removed"
 
 
 class RetentionConfig(dg.Config):
     keep_days: int = Field(ge=1, description="Keep today and this many days before it; older days are removed.")
     dry_run: bool = Field(
         default=True, description="Only report what would be removed (the default for runs started by hand)."
-    )
-    forget_in_dagster: bool = Field(
-        default=True, description="Also mark removed partitions as missing in Dagster (see the module docstring)."
     )
 
 
@@ -131,66 +135,62 @@ def _remove_empty_tree(directory: Path) -> None:
     directory.rmdir()
 
 
-def partitions_to_forget(
+def _removal_observed(instance: dg.DagsterInstance, asset_key: dg.AssetKey, storage_ids: list[int]) -> set[str]:
+    """Partitions among these observation records that report a removal."""
+    if not storage_ids:
+        return set()
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=storage_ids), limit=len(storage_ids)
+    ).records
+    return {
+        r.partition_key for r in records if r.partition_key and FILES_REMOVED_KEY in r.asset_observation.metadata
+    }
+
+
+def partitions_to_report(
     instance: dg.DagsterInstance, registry: Registry, root: Path, cutoff: date, *, removed: set[Path]
-) -> dict[str, list[str]]:
-    """Per prompt asset: materialized partitions before ``cutoff`` whose artifact is gone.
-
-    ``removed`` counts as gone too, so a dry run reports what a real run would mark missing.
-    """
-    forget: dict[str, list[str]] = {}
+) -> dict[str, list[tuple[str, str]]]:
+    """Per prompt asset: (partition, relative path) of partitions materialized before ``cutoff``
+    whose artifact is gone and whose removal no observation since their latest materialization
+    reports. ``removed`` counts as gone too, so a dry run reports what a real run would."""
+    pending: dict[str, list[tuple[str, str]]] = {}
     for spec in registry.prompts:
-        stale = []
-        for partition in instance.get_materialized_partitions(dg.AssetKey(spec.prompt_id)):
+        key = dg.AssetKey(spec.prompt_id)
+        gone: dict[str, int] = {}
+        for partition, storage_id in instance.get_latest_storage_id_by_partition(
+            key, dg.DagsterEventType.ASSET_MATERIALIZATION
+        ).items():
             day = parse_day(partition)
-            if day is None or day >= cutoff:
-                continue
             path = root / spec.output_path(partition)
-            if path in removed or not path.exists():
-                stale.append(partition)
-        if stale:
-            forget[spec.prompt_id] = sorted(stale)
-    return forget
-
-
-def _is_small(value: dg.MetadataValue) -> bool:
-    # Previews and upstream listings stay on the original run's event; the rest is copied.
-    return not isinstance(value, (dg.MarkdownMetadataValue, dg.JsonMetadataValue))
-
-
-def forget_partitions(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: list[str]) -> str:
-    """Make ``partitions`` of ``asset_key`` count as never materialized; returns the mechanism."""
-    try:
-        instance.wipe_asset_partitions(asset_key, partitions)
-        return "wipe_asset_partitions"
-    except NotImplementedError:
-        pass
-    doomed = set(partitions)
-    latest = instance.get_latest_storage_id_by_partition(asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION)
-    keep_ids = sorted(storage_id for partition, storage_id in latest.items() if partition not in doomed)
-    records = []
-    for start in range(0, len(keep_ids), _RESTORE_BATCH):
-        batch = keep_ids[start : start + _RESTORE_BATCH]
-        records += instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=batch), limit=len(batch)
-        ).records
-    instance.wipe_assets([asset_key])
-    for record in sorted(records, key=lambda r: r.storage_id):
-        original = record.asset_materialization
-        assert original is not None
-        metadata = {k: v for k, v in original.metadata.items() if _is_small(v)}
-        if record.run_id:  # a runless original (an import, an earlier restore) keeps its own provenance
-            metadata["nh.restored_from_run_id"] = dg.MetadataValue.text(record.run_id)
-        instance.report_runless_asset_event(
-            dg.AssetMaterialization(
-                asset_key=asset_key,
-                partition=original.partition,
-                description=original.description,
-                metadata=metadata,
-                tags=original.tags,
-            )
+            if day is not None and day < cutoff and (path in removed or not path.exists()):
+                gone[partition] = storage_id
+        if not gone:
+            continue
+        latest_observation = instance.get_latest_storage_id_by_partition(
+            key, dg.DagsterEventType.ASSET_OBSERVATION, partitions=set(gone)
         )
-    return "wipe_assets + restore of kept partitions"
+        newer = [sid for p, sid in latest_observation.items() if sid > gone[p]]
+        reported = _removal_observed(instance, key, newer)
+        todo = sorted(p for p in gone if p not in reported)
+        if todo:
+            pending[spec.prompt_id] = [(p, spec.output_path(p)) for p in todo]
+    return pending
+
+
+def removal_observation(prompt_id: str, partition: str, relative: str, *, keep_days: int, today: date):
+    return dg.AssetObservation(
+        asset_key=dg.AssetKey(prompt_id),
+        partition=partition,
+        description=(
+            f"artifact file removed by retention on {today} (older than {keep_days} days); this partition's "
+            "materializations and check results are kept — materialize it again to bring the file back"
+        ),
+        metadata={
+            FILES_REMOVED_KEY: dg.MetadataValue.json([str(relative)]),
+            "nh.removed_on": dg.MetadataValue.text(today.isoformat()),
+            "nh.keep_days": dg.MetadataValue.int(keep_days),
+        },
+    )
 
 
 def _summary_table(plan: CleanupPlan, dry_run: bool) -> str:
@@ -223,18 +223,22 @@ def build_retention_job(*, registry: Registry, timezone: str, default_keep_days:
         for item in plan.malformed:
             context.log.warning(f"malformed date left alone: {item}")
 
-        forgotten = 0
-        mechanisms: set[str] = set()
-        if config.forget_in_dagster:
-            planned = {a.path for a in plan.expired} if config.dry_run else set()
-            stale = partitions_to_forget(context.instance, registry, root, plan.cutoff, removed=planned)
-            forgotten = sum(len(p) for p in stale.values())
-            if not config.dry_run:
-                for prompt_id, partitions in stale.items():
-                    mechanisms.add(forget_partitions(context.instance, dg.AssetKey(prompt_id), partitions))
-            if forgotten:
-                marked = "would mark" if config.dry_run else "marked"
-                context.log.info(f"{marked} {forgotten} partition(s) missing in Dagster")
+        # Derived after the removal, from the tree and the event log: a run killed before this
+        # point left files removed but unreported, and is made whole here.
+        planned = {a.path for a in plan.expired} if config.dry_run else set()
+        pending = partitions_to_report(context.instance, registry, root, plan.cutoff, removed=planned)
+        reported = sum(len(p) for p in pending.values())
+        if not config.dry_run:
+            for prompt_id, partitions in pending.items():
+                for partition, relative in partitions:
+                    context.log_event(
+                        removal_observation(
+                            prompt_id, partition, str(relative), keep_days=config.keep_days, today=plan.today
+                        )
+                    )
+        if reported:
+            recorded = "would record" if config.dry_run else "recorded"
+            context.log.info(f"{recorded} {reported} removal observation(s) ({FILES_REMOVED_KEY}); history kept")
 
         metadata = {
             "nh.dry_run": dg.MetadataValue.bool(config.dry_run),
@@ -243,8 +247,7 @@ def build_retention_job(*, registry: Registry, timezone: str, default_keep_days:
             "nh.removed_files": dg.MetadataValue.int(len(result.removed_files)),
             "nh.removed_day_folders": dg.MetadataValue.int(len(result.removed_dirs)),
             "nh.kept_artifacts": dg.MetadataValue.int(plan.kept),
-            "nh.partitions_marked_missing": dg.MetadataValue.int(forgotten),
-            "nh.forget_mechanism": dg.MetadataValue.text(", ".join(sorted(mechanisms)) or "none"),
+            "nh.partitions_reported_removed": dg.MetadataValue.int(reported),
             "nh.future_left_alone": listing(plan.future),
             "nh.malformed_left_alone": listing(plan.malformed),
             "nh.unknown_left_alone": listing(plan.unknown),
@@ -267,8 +270,9 @@ def build_retention_job(*, registry: Registry, timezone: str, default_keep_days:
     @dg.job(
         name=JOB_NAME,
         description=(
-            "Removes artifacts of days older than keep_days (old `nh cleanup --keep-days`) and marks them "
-            "missing in Dagster. Started by hand it is a dry run unless dry_run is set to false."
+            "Removes artifacts of days older than keep_days (old `nh cleanup --keep-days`) and records an "
+            f"observation ({FILES_REMOVED_KEY}) on each partition whose file it removed; Dagster's history is "
+            "kept. Started by hand it is a dry run unless dry_run is set to false."
         ),
         config=dg.RunConfig(ops={"remove_expired_artifacts": RetentionConfig(keep_days=default_keep_days)}),
         executor_def=dg.in_process_executor,

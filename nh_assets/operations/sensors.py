@@ -3,7 +3,7 @@
 ``neurohelix_failure_alerts`` watches every job of the code location. For each failed run it
 logs a one-line headline, writes the full summary to
 ``NH_DATA_ROOT/logs/failures/<DATE>_<run_id>.md`` and, when ``NH_ALERT_WEBHOOK`` is set, posts it
-to the chat webhook (see ``alerts``). It starts RUNNING: alerting spends nothing, and a failure
+to the chat webhook (see ``alerts``); both, and the log line, are redacted (``nh_assets.redaction``). It starts RUNNING: alerting spends nothing, and a failure
 nobody hears about is the costliest kind.
 
 ``neurohelix_automation`` evaluates the assets' ``AutomationCondition``s (publishing reacts to
@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from nh_assets.operations.alerts import FailureAlertResource, summarize_failure
-from nh_assets.artifacts import write_atomic
+from nh_assets.artifacts import ArtifactWriteError, write_atomic
 from nh_assets.data_layout import DataLayoutResource
+from nh_assets.redaction import redact
 from nh_assets.settings import Settings
 
 FAILURE_SENSOR_NAME = "neurohelix_failure_alerts"
@@ -48,17 +49,18 @@ def build_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
         summary = summarize_failure(
             context.instance, run, context.failure_event, context.get_step_failure_events(), alerts.ui_url
         )
-        context.log.info(summary.headline())
+        # Step failures quote whatever the code raised; everything that leaves here is redacted.
+        context.log.info(redact(summary.headline()))
         day = summary.partition or _run_day(context.instance, run, zone)
         path = layout.root_path / FAILURES_DIR / f"{day}_{run.run_id}.md"
-        write_error: OSError | None = None
+        write_error: Exception | None = None
         try:
-            write_atomic(path, summary.markdown().encode())
+            write_atomic(path, redact(summary.markdown()).encode())
             context.log.info(f"failure summary written to {path}")
-        except OSError as exc:
+        except (OSError, ArtifactWriteError) as exc:
             # Still try the webhook: a full disk is exactly when the operator must hear of it.
             write_error = exc
-        problem = alerts.post(summary.chat_text())
+        problem = alerts.post(redact(summary.chat_text()))
         if problem:
             context.log.warning(f"failure alert not delivered to the webhook: {problem}")
         if write_error is not None:

@@ -14,7 +14,6 @@ uploads the build it resolves to at that moment, never a tree that changes under
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Callable
 
 from pydantic import Field
 
+from nh_assets.child_env import WRANGLER, child_env
 from nh_assets.publishing.wrangler import TOKEN_ENV, Deployment, DeployFailure, WranglerResource, classify_deploy_error
 
 # `Status` is a relative time ("2 minutes ago") once the latest stage succeeded, else its state.
@@ -82,10 +82,10 @@ class PagesWranglerResource(WranglerResource):
             raise DeployFailure(
                 "wrangler printed no deployment URL, so the new deployment cannot be verified",
                 f"run `{listing}` to check it by hand; if wrangler's output changed, update the parser in "
-                "nh_assets/resources/wrangler.py",
+                "nh_assets/publishing/wrangler.py",
             )
         cli = shutil.which(self.cli_path) or self.cli_path
-        env = {**os.environ, TOKEN_ENV: self.api_token, "WRANGLER_SEND_METRICS": "false"}
+        env = child_env(WRANGLER, **{TOKEN_ENV: self.api_token, "WRANGLER_SEND_METRICS": "false"})
         row: dict | None = None
         for attempt in range(1, self.verify_attempts + 1):
             output, returncode = self._run(

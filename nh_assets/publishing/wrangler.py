@@ -4,8 +4,9 @@
 shell, in the data root), then ``wrangler pages deploy SITE_DIR --project-name P --branch B``
 with stdin closed, in its own process group so a timeout kills every child. The Cloudflare API
 token reaches the resource only through ``dg.EnvVar`` and the subprocess only through its
-environment: it is never on a command line, in a log line or in metadata (wrangler's output is
-redacted before anyone sees it). Without a token there is nothing to deploy with: the asset
+allow-listed environment (``child_env``: the build sees no credential, wrangler only Cloudflare's):
+it is never on a command line, in a log line or in metadata (all output is redacted before anyone
+sees it). Without a token there is nothing to deploy with: the asset
 reports a skip instead of calling wrangler (see ``nh_assets.publishing.deployment``).
 
 Failures come back as ``DeployFailure`` with a one-line cause, a fix and whether retrying can
@@ -14,7 +15,6 @@ help (network trouble and timeouts can; a rejected token or an unknown project c
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
@@ -26,6 +26,8 @@ import dagster as dg
 from pydantic import Field
 
 from nh_assets import subprocesses
+from nh_assets.child_env import SITE_BUILD, WRANGLER, child_env
+from nh_assets.redaction import Redactor
 
 TOKEN_ENV = "CLOUDFLARE_API_TOKEN"
 
@@ -184,9 +186,7 @@ class WranglerResource(dg.ConfigurableResource):
                 "materialize site_payload_exporter first, or point NH_SITE_DIR (or the build command's output) "
                 "at the built site",
             )
-        env = dict(os.environ)
-        env[TOKEN_ENV] = self.api_token
-        env["WRANGLER_SEND_METRICS"] = "false"
+        env = child_env(WRANGLER, **{TOKEN_ENV: self.api_token, "WRANGLER_SEND_METRICS": "false"})
         args = [cli, *self.command()[1:]]
         log(f"running: {' '.join(args)}")
         started = time.monotonic()
@@ -200,8 +200,7 @@ class WranglerResource(dg.ConfigurableResource):
         return Deployment(url, deployment_id, alias, uploaded, duration, build_duration)
 
     def _build(self, log: Callable[[str], None]) -> float:
-        # The build gets the parent environment without the Cloudflare token: it needs none.
-        env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+        env = child_env(SITE_BUILD)  # no credential: a build needs none
         Path(self.build_cwd).mkdir(parents=True, exist_ok=True)
         log(f"running site build command in {self.build_cwd}")
         started = time.monotonic()
@@ -217,7 +216,7 @@ class WranglerResource(dg.ConfigurableResource):
         return time.monotonic() - started
 
     def _redact(self, text: str) -> str:
-        return text.replace(self.api_token, "***") if self.has_token else text
+        return Redactor.from_env(extra=[self.api_token.strip()] if self.has_token else [])(text)
 
     def _run(self, args: list[str] | str, *, env: dict[str, str], cwd: str, shell: bool, what: str) -> tuple[str, int]:
         """Run to completion or timeout; returns (redacted stdout+stderr, exit code)."""

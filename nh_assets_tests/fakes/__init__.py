@@ -16,6 +16,8 @@ from nh_assets.settings import REPO_ROOT
 
 FAKE_GEMINI = "nh_assets_tests.fakes.fake_gemini_cli"
 FAKE_WRANGLER = "nh_assets_tests.fakes.fake_wrangler"
+# What a child must see of the fakes' own variables (NH_CHILD_ENV_PASSTHROUGH, see nh_assets.child_env).
+FAKES_PASSTHROUGH = "FAKE_GEMINI_*,FAKE_WRANGLER_*"
 
 
 def install_fake(path: Path, module: str = FAKE_GEMINI) -> Path:
@@ -66,5 +68,6 @@ def pipeline_env(base: Path, instance: str = "sqlite", **extra: str) -> dict[str
         "NH_TIMEZONE": "UTC",
         "NH_DEMO": "0",
         "NH_GEMINI_API_URL": shared_fake_api().base_url,
+        "NH_CHILD_ENV_PASSTHROUGH": FAKES_PASSTHROUGH,
         **extra,
     }

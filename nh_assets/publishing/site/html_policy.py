@@ -8,9 +8,10 @@ handlers or ``style`` attributes, no images, frames, forms or SVG, and links onl
 site's layout and a dangling link would break the build's link check. nh3 parses HTML the way a
 browser does (html5ever), so malformed markup cannot smuggle a tag past it.
 
-The signature matches ``nh_assets.html_sanitizer.sanitize_html`` so the pipeline's dashboard
-format can switch to this policy: (clean markup, number of removed items). nh3 does not report
-what it removed, so the count is the difference in elements and attributes before and after.
+It is the pipeline's own policy (``nh_assets.formats.html_sanitizer.POLICY``, which sanitizes the
+dashboard before it is written) with the site's link rules on top, so there is one statement of
+what may be published. nh3 does not report what it removed, so the count is the difference in
+elements and attributes before and after.
 """
 
 from __future__ import annotations
@@ -19,23 +20,15 @@ from html.parser import HTMLParser
 
 import nh3
 
-ALLOWED_TAGS = frozenset(
-    "a abbr article aside b blockquote br caption code dd del details div dl dt em figcaption figure "
-    "footer h1 h2 h3 h4 h5 h6 header hr i ins kbd li mark ol p pre q s section small span strong sub "
-    "summary sup table tbody td tfoot th thead time tr u ul".split()
-)
-# Attributes that carry no behaviour. `class` stays so a dashboard's layout survives; the site's
-# stylesheet decides what those classes look like (no style attribute, no <style>).
-ALLOWED_ATTRIBUTES = {
-    "*": {"class", "title", "lang"},
-    "a": {"href"},
-    "td": {"colspan", "rowspan"},
-    "th": {"colspan", "rowspan", "scope"},
-    "time": {"datetime"},
-    "ol": {"start"},
-}
-URL_SCHEMES = frozenset({"http", "https", "mailto"})
-DROPPED_WITH_CONTENT = frozenset({"script", "style", "template", "noscript", "iframe", "object", "svg", "math"})
+from nh_assets.formats.html_sanitizer import POLICY
+
+# The pipeline's one policy (tags, attributes, URL schemes: ``formats.html_sanitizer.POLICY``),
+# with the site's stricter link rules and without ``id``: a model's id could shadow the page's
+# own anchors (the skip link's target, say).
+ALLOWED_TAGS = POLICY.tags - {"main", "nav"}
+ALLOWED_ATTRIBUTES = {tag: set(names) - {"id"} for tag, names in POLICY.attributes.items()}
+URL_SCHEMES = POLICY.url_schemes
+DROPPED_WITH_CONTENT = POLICY.drop_with_content
 # Outbound links from model text must not pass the reader's session or the referrer on.
 LINK_REL = "noopener noreferrer nofollow"
 

@@ -10,10 +10,13 @@ mode); measured here, that is a few seconds for three years of days.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from nh_assets import subprocesses
+from nh_assets.child_env import SITE_BUILD, child_env
+from nh_assets.redaction import redact
 
 
 class SearchIndexError(Exception):
@@ -35,19 +38,17 @@ def build_search_index(site_root: Path, *, pagefind_cli: str, timeout_s: float =
         )
     shutil.rmtree(site_root / "pagefind", ignore_errors=True)
     started = time.monotonic()
-    try:
-        done = subprocess.run(
-            [cli, "--site", str(site_root)],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-        )
-    except subprocess.TimeoutExpired:
+    # The one child-process runner (deadline, group kill, bounded drain), with the site build's
+    # allow-listed environment: indexing needs no credential.
+    done = subprocesses.run(
+        [cli, "--site", str(site_root)], env=child_env(SITE_BUILD), cwd=str(site_root), timeout_s=timeout_s,
+        merge_stderr=True, redact=redact,
+    )
+    if done.timed_out:
         raise SearchIndexError(
             f"Pagefind did not finish indexing {site_root} within {timeout_s:.0f}s — check the machine's load"
-        ) from None
-    output = (done.stdout or "") + (done.stderr or "")
+        )
+    output = done.stdout
     if done.returncode != 0 or not (site_root / "pagefind" / "pagefind.js").is_file():
         last = next((line.strip() for line in reversed(output.splitlines()) if line.strip()), "no output")
         raise SearchIndexError(
