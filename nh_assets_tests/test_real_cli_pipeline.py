@@ -207,6 +207,9 @@ def test_two_days_at_once_never_exceed_the_limit_at_the_api(tmp_path, dagster_ho
             NH_GEMINI_API_URL=api.base_url, GEMINI_API_KEY="fake-key-for-tests", NH_RATE_PER_MINUTE=str(rate),
             TMPDIR=tempfile.mkdtemp(prefix="nh-"),
         )
+        # The instance exists before the two runs, as scripts/dev.sh makes it (pools apply): two
+        # processes creating a fresh SQLite instance at once race on its schema version table.
+        subprocess.run([sys.executable, "-m", "nh_assets.pools", "apply"], env=env, check=True, capture_output=True)
         runs = [
             subprocess.Popen(
                 [DAGSTER, "asset", "materialize", "-m", "nh_assets", "--select", ",".join(research), "--partition", day],
