@@ -66,5 +66,7 @@ def pipeline_env(base: Path, instance: str = "sqlite", **extra: str) -> dict[str
         "NH_TIMEZONE": "UTC",
         "NH_DEMO": "0",
         "NH_GEMINI_API_URL": shared_fake_api().base_url,
+        # The Python fake speaks the headless contract only, not ACP.
+        "NH_GEMINI_TRANSPORT": "oneshot",
         **extra,
     }

@@ -97,7 +97,8 @@ class WarmCli:
         )
         self.pid = self.proc.pid
         threading.Thread(target=self._read_stdout, name=f"acp-out-{self.pid}", daemon=True).start()
-        threading.Thread(target=self._read_stderr, name=f"acp-err-{self.pid}", daemon=True).start()
+        self._stderr_reader = threading.Thread(target=self._read_stderr, name=f"acp-err-{self.pid}", daemon=True)
+        self._stderr_reader.start()
 
     # -- the wire -------------------------------------------------------------------------------
 
@@ -244,6 +245,12 @@ class WarmCli:
         with self._lock:
             data = b"".join(self._stderr)
         return self._redact(data.decode("utf-8", errors="replace"))
+
+    def first_error_line(self) -> str:
+        """What the CLI said on stderr before it exited (once it has), for a one-line cause."""
+        self._stderr_reader.join(timeout=1.0)
+        lines = [line.strip() for line in self.stderr_tail().splitlines() if line.strip()]
+        return lines[-1][:200] if lines else ""
 
     def describe_exit(self) -> str:
         code = self.proc.poll()

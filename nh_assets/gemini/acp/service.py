@@ -74,6 +74,33 @@ class PoolConfig:
     skip_trust: bool = True
 
 
+def _auth_setting(env: dict[str, str]) -> dict | None:
+    """What each session's settings must say about auth for the CLI to authenticate as a headless
+    call would, or None when a headless call would fail for want of credentials.
+
+    In ACP mode 0.61.0 falls back to the ``gateway`` auth type whenever ``GOOGLE_GEMINI_BASE_URL``
+    is set — always, behind our gate — and then sends requests without any key, where a headless
+    call stops with exit 41. So the type the headless CLI would take (the user settings', else the
+    credentials in the environment, as its ``getAuthTypeFromEnv`` reads them without the gate's
+    URL) is written into each session; with none, the pool declines and the one-shot call reports
+    the auth failure with its fix.
+    """
+    home = env.get("GEMINI_CLI_HOME") or env.get("HOME") or ""
+    try:
+        user = json.loads((Path(home) / ".gemini" / "settings.json").read_text(encoding="utf-8"))
+        if ((user.get("security") or {}).get("auth") or {}).get("selectedType"):
+            return {}
+    except (OSError, ValueError, AttributeError):
+        pass
+    for name, auth in (
+        ("GOOGLE_GENAI_USE_GCA", "oauth-personal"), ("GOOGLE_GENAI_USE_VERTEXAI", "vertex-ai"),
+        ("GEMINI_API_KEY", "gemini-api-key"), ("GEMINI_CLI_USE_COMPUTE_ADC", "compute-default-credentials"),
+    ):
+        if env.get(name) and (name == "GEMINI_API_KEY" or env[name] == "true"):
+            return {"security": {"auth": {"selectedType": auth}}}
+    return None
+
+
 def _log(message: str) -> None:
     sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} pool[{os.getpid()}] {message}\n")
     sys.stderr.flush()
@@ -91,12 +118,14 @@ class Pool:
         self.stopping = threading.Event()
         self._slots = ProcessSlots(Path(config.slots_dir), config.max_processes)
         Path(config.workdir_root).mkdir(parents=True, exist_ok=True)
-        self._cwd = tempfile.mkdtemp(prefix="acp-pool-", dir=config.workdir_root)
+        # The CLIs' own folder and home live beside the socket, not among the per-call folders.
+        self._cwd = tempfile.mkdtemp(prefix=f"{config.key}-", dir=config.directory)
         env = {k: v for k, v in config.cli_env.items() if k != "GEMINI_MODEL"}  # the row's model must win
         if config.own_home:
             home = str(write_cli_home(Path(self._cwd) / "home"))
             env.update(HOME=home, GEMINI_CLI_HOME=home)
         self._env = env
+        self._auth = _auth_setting(env)
         store = store_for(
             config.rate["backend"], sqlite_path=Path(config.rate["sqlite_path"]), postgres_url=config.rate["postgres_url"]
         )
@@ -141,7 +170,7 @@ class Pool:
             slot = None
             with self._cond:
                 for warm in self._procs:
-                    if not warm.busy and not warm.retiring and warm.alive and warm.approval_mode == approval_mode:
+                    if not warm.busy and warm.alive and warm.approval_mode == approval_mode:
                         warm.busy = True
                         return warm, time.monotonic() - waited_from
                 if len(self._procs) + self._starting < self.config.max_processes:
@@ -178,7 +207,8 @@ class Pool:
             warm.prompts += 1
             warm.last_used = time.monotonic()
             retire = not healthy or not warm.alive or warm.prompts >= self.config.max_prompts
-            if retire and warm in self._procs:
+            retire = retire and warm in self._procs  # not already stopped by close()
+            if retire:
                 self._procs.remove(warm)
             self._cond.notify_all()
         if retire:
@@ -209,12 +239,14 @@ class Pool:
     def _serve(self, request: dict, abandoned: threading.Event) -> dict:
         call = request["call"]
         timeout_s = float(call["timeout_s"])
+        if self._auth is None:
+            raise Unavailable("no Gemini credentials for the CLI (no auth type in its settings, no key in its environment)")
         warm, waited = self.checkout(str(call.get("approval_mode") or "default"), abandoned)
         workdir = Path(tempfile.mkdtemp(prefix="call-", dir=self.config.workdir_root))
         healthy = True
         try:
             (workdir / ".gemini").mkdir()
-            settings = {**request["settings"], "model": {"name": call["model"]}}
+            settings = {**request["settings"], **self._auth, "model": {"name": call["model"]}}
             (workdir / ".gemini" / "settings.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
             for gate in warm.gates.values():
                 gate.begin()

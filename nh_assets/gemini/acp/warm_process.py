@@ -9,13 +9,16 @@ to the CLI, so a CLI that outlives the pool keeps its slot until it really exits
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from nh_assets.gemini.acp.connection import WarmCli
+from nh_assets.gemini.acp.connection import CliExited, WarmCli
 from nh_assets.gemini.acp.metered_gate import MeteredGate
 from nh_assets.gemini.process_slots import ProcessSlot, ProcessSlots
+
+_STOPPING = threading.Lock()
 
 
 @dataclass
@@ -28,7 +31,7 @@ class WarmProcess:
     last_used: float = field(default_factory=time.monotonic)
     prompts: int = 0
     busy: bool = False
-    retiring: bool = False
+    stopped: bool = False
 
     @property
     def alive(self) -> bool:
@@ -57,6 +60,13 @@ class WarmProcess:
         try:
             warm = WarmCli(args, env=child_env, cwd=cwd, pass_fds=(slot.fd,), redact=redact)
             warm.initialize(init_timeout_s)
+        except CliExited as exc:
+            assert warm is not None
+            said = warm.first_error_line()
+            warm.kill()
+            for gate in gates.values():
+                gate.close()
+            raise CliExited(f"{exc}: {said}" if said else str(exc)) from None
         except BaseException:
             if warm is not None:
                 warm.kill()
@@ -66,6 +76,10 @@ class WarmProcess:
         return cls(cli=warm, gates=gates, slot=slot, approval_mode=approval_mode)
 
     def stop(self, grace_s: float = 2.0) -> None:
+        with _STOPPING:
+            if self.stopped:
+                return
+            self.stopped = True
         self.cli.close(grace_s)
         for gate in self.gates.values():
             gate.close()
