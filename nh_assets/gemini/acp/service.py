@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import socketserver
 import sys
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nh_assets.gemini.acp import endpoint
+from nh_assets.gemini.acp.auth import session_auth
 from nh_assets.gemini.acp.connection import AcpError, CliExited, PromptTimedOut
 from nh_assets.gemini.acp.metered_gate import merged
 from nh_assets.gemini.acp.warm_process import WarmProcess
@@ -41,6 +43,7 @@ from nh_assets.gemini.process_slots import ProcessSlots
 from nh_assets.gemini.rate_limit import DailyCapExceeded, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
 
+BROKEN_FOR_S = 60.0
 _REFUSAL_KINDS = {"daily_cap": FailureKind.DAILY_CAP, "store": FailureKind.RATE_LIMIT_STORE}
 
 
@@ -70,35 +73,8 @@ class PoolConfig:
     kill_grace_s: float = 5.0
     idle_s: float = 120.0
     max_prompts: int = 50
-    init_timeout_s: float = 60.0
+    init_timeout_s: float = 30.0
     skip_trust: bool = True
-
-
-def _auth_setting(env: dict[str, str]) -> dict | None:
-    """What each session's settings must say about auth for the CLI to authenticate as a headless
-    call would, or None when a headless call would fail for want of credentials.
-
-    In ACP mode 0.61.0 falls back to the ``gateway`` auth type whenever ``GOOGLE_GEMINI_BASE_URL``
-    is set — always, behind our gate — and then sends requests without any key, where a headless
-    call stops with exit 41. So the type the headless CLI would take (the user settings', else the
-    credentials in the environment, as its ``getAuthTypeFromEnv`` reads them without the gate's
-    URL) is written into each session; with none, the pool declines and the one-shot call reports
-    the auth failure with its fix.
-    """
-    home = env.get("GEMINI_CLI_HOME") or env.get("HOME") or ""
-    try:
-        user = json.loads((Path(home) / ".gemini" / "settings.json").read_text(encoding="utf-8"))
-        if ((user.get("security") or {}).get("auth") or {}).get("selectedType"):
-            return {}
-    except (OSError, ValueError, AttributeError):
-        pass
-    for name, auth in (
-        ("GOOGLE_GENAI_USE_GCA", "oauth-personal"), ("GOOGLE_GENAI_USE_VERTEXAI", "vertex-ai"),
-        ("GEMINI_API_KEY", "gemini-api-key"), ("GEMINI_CLI_USE_COMPUTE_ADC", "compute-default-credentials"),
-    ):
-        if env.get(name) and (name == "GEMINI_API_KEY" or env[name] == "true"):
-            return {"security": {"auth": {"selectedType": auth}}}
-    return None
 
 
 def _log(message: str) -> None:
@@ -115,6 +91,9 @@ class Pool:
         self._in_flight = 0
         self._last_activity = time.monotonic()
         self._owners: set[tuple[int, int]] = set()
+        # After a CLI fails to start, the pool declines at once for a while instead of making every
+        # prompt wait for the same failure: the steps call one-shot meanwhile.
+        self._broken: tuple[float, str] | None = None
         self.stopping = threading.Event()
         self._slots = ProcessSlots(Path(config.slots_dir), config.max_processes)
         Path(config.workdir_root).mkdir(parents=True, exist_ok=True)
@@ -125,7 +104,7 @@ class Pool:
             home = str(write_cli_home(Path(self._cwd) / "home"))
             env.update(HOME=home, GEMINI_CLI_HOME=home)
         self._env = env
-        self._auth = _auth_setting(env)
+        self._auth = session_auth(env)
         store = store_for(
             config.rate["backend"], sqlite_path=Path(config.rate["sqlite_path"]), postgres_url=config.rate["postgres_url"]
         )
@@ -169,6 +148,8 @@ class Pool:
         while True:
             slot = None
             with self._cond:
+                if self._broken is not None and time.monotonic() < self._broken[0]:
+                    raise Unavailable(self._broken[1])
                 for warm in self._procs:
                     if not warm.busy and warm.alive and warm.approval_mode == approval_mode:
                         warm.busy = True
@@ -192,11 +173,15 @@ class Pool:
             try:
                 warm = self._start(approval_mode, slot)
             except (CliExited, AcpError, TimeoutError, OSError) as exc:
-                raise Unavailable(f"a warm CLI did not start: {self.redact(str(exc))}") from None
+                reason = f"a warm CLI did not start: {self.redact(str(exc))}"
+                with self._cond:
+                    self._broken = (time.monotonic() + BROKEN_FOR_S, reason)
+                raise Unavailable(reason) from None
             finally:
                 with self._cond:
                     self._starting -= 1
             with self._cond:
+                self._broken = None
                 warm.busy = True
                 self._procs.append(warm)
             return warm, time.monotonic() - waited_from
@@ -250,6 +235,7 @@ class Pool:
             (workdir / ".gemini" / "settings.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
             for gate in warm.gates.values():
                 gate.begin()
+            cpu_before = warm.cpu_seconds()
             started = time.monotonic()
             deadline = started + timeout_s
             try:
@@ -277,6 +263,8 @@ class Pool:
             except AcpError as exc:
                 raise Failed(*self._classify(exc, warm)) from None
             duration = time.monotonic() - started
+            cpu = warm.cpu_seconds() - cpu_before
+            _log(f"prompt on CLI pid {warm.cli.pid}: {duration:.2f}s, {cpu:.2f}s CPU")
             ledger, usage = merged(warm.gates.values())
             if outcome.stop_reason == "cancelled":
                 raise Failed(FailureKind.TIMEOUT, "the CLI cancelled the prompt")
@@ -437,6 +425,8 @@ def main() -> int:
             server.shutdown()
             pool.close()
             server.server_close()
+            own, clis = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+            _log(f"stopped; CPU: pool {own.ru_utime + own.ru_stime:.2f}s, its CLIs {clis.ru_utime + clis.ru_stime:.2f}s")
     return 0
 
 

@@ -9,16 +9,33 @@ to the CLI, so a CLI that outlives the pool keeps its slot until it really exits
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from nh_assets.gemini.acp.connection import CliExited, WarmCli
 from nh_assets.gemini.acp.metered_gate import MeteredGate
 from nh_assets.gemini.process_slots import ProcessSlot, ProcessSlots
 
 _STOPPING = threading.Lock()
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _with_descendants(pid: int) -> tuple[int, ...]:
+    found, frontier = [pid], [pid]
+    while frontier:
+        current = frontier.pop()
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                children = [int(child) for child in task.read_text().split()]
+            except (OSError, ValueError):
+                continue
+            found += children
+            frontier += children
+    return tuple(found)
 
 
 @dataclass
@@ -32,6 +49,19 @@ class WarmProcess:
     prompts: int = 0
     busy: bool = False
     stopped: bool = False
+
+    pids: tuple[int, ...] = ()
+
+    def cpu_seconds(self) -> float:
+        """CPU used so far by the CLI's processes (a wrapper's child included), from /proc."""
+        ticks = 0
+        for pid in self.pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                continue
+        return ticks / _TICKS
 
     @property
     def alive(self) -> bool:
@@ -73,7 +103,7 @@ class WarmProcess:
             for gate in gates.values():
                 gate.close()
             raise
-        return cls(cli=warm, gates=gates, slot=slot, approval_mode=approval_mode)
+        return cls(cli=warm, gates=gates, slot=slot, approval_mode=approval_mode, pids=_with_descendants(warm.pid))
 
     def stop(self, grace_s: float = 2.0) -> None:
         with _STOPPING:
