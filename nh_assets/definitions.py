@@ -42,6 +42,7 @@ def gemini_resource(settings: Settings, **overrides: object) -> GeminiCLIResourc
             ),
             # Slot files live beside the shared rate-limit bucket (the resource's default).
             "max_processes": settings.max_gemini_processes,
+            "transport": settings.gemini_transport,
             "workdir_root": str(settings.workdir_root),
             "system_prompt_path": str(settings.system_prompt),
             **overrides,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -59,6 +60,9 @@ class Settings(BaseModel):
     workdir_root: Path = Field(description="NH_WORKDIR_ROOT: parent of the CLI's empty working dirs.")
     system_prompt: Path = Field(description="NH_SYSTEM_PROMPT: the system prompt every model call gets.")
     max_gemini_processes: int = Field(ge=1, description="NH_MAX_GEMINI_PROCESSES: CLI processes at once, machine-wide.")
+    gemini_transport: Literal["acp", "oneshot"] = Field(
+        description="NH_GEMINI_TRANSPORT: acp (warm CLIs in ACP mode, one-shot when the pool cannot) or oneshot."
+    )
     executor: str = Field(
         description="NH_EXECUTOR: multiprocess (steps in processes on this machine) or celery (steps on "
         "Celery workers on any machine; broker in NH_CELERY_BROKER)."
@@ -218,6 +222,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "workdir_root": Path(env.get("NH_WORKDIR_ROOT") or home / "gemini_workdirs"),
         "system_prompt": _system_prompt(env),
         "max_gemini_processes": env.get("NH_MAX_GEMINI_PROCESSES") or 4,
+        "gemini_transport": (env.get("NH_GEMINI_TRANSPORT") or "acp").strip().lower(),
         "executor": executor,
         "executor_start_method": env.get("NH_EXECUTOR_START_METHOD") or "forkserver",
         "executor_max_concurrent": env.get("NH_EXECUTOR_MAX_CONCURRENT") or 8,

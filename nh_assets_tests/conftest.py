@@ -69,6 +69,7 @@ def settings_env(tmp_path: Path, dagster_home: Path, fake_cli: Path) -> dict[str
         "NH_TIMEZONE": "UTC",
         "NH_DEMO": "0",
         "NH_GEMINI_API_URL": shared_fake_api().base_url,
+        "NH_GEMINI_TRANSPORT": "oneshot",  # the Python fake speaks the headless contract only
     }
 
 

@@ -145,6 +145,7 @@ def test_the_daily_job_runs_across_two_celery_workers_sharing_postgres(tmp_path,
             "NH_EXECUTOR": "celery",
             "NH_DATA_ROOT": str(data_root),
             "NH_GEMINI_CLI": str(install_fake(tmp_path / name / "bin" / "gemini")),
+            "NH_GEMINI_TRANSPORT": "oneshot",  # the Python fake speaks the headless contract only
             "NH_PARTITION_START": "2026-11-01",
             "NH_TIMEZONE": "UTC",
             "NH_DEMO": "0",

@@ -74,6 +74,15 @@ class ProcessSlots:
                 announced = True
             time.sleep(self.poll_s)
 
+    def try_acquire(self) -> ProcessSlot | None:
+        """A free slot now, or None: the warm pool must not block on the machine's slots while one of
+        its own processes may come free first."""
+        for index in range(self.limit):
+            fd = self._try_one(index)
+            if fd is not None:
+                return ProcessSlot(index=index, fd=fd, waited_s=0.0)
+        return None
+
     @staticmethod
     def release(slot: ProcessSlot) -> None:
         # Close, never LOCK_UN: an unlock would free the slot for a CLI child that inherited the

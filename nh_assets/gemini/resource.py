@@ -27,11 +27,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from nh_assets import subprocesses
+from nh_assets.gemini.acp.client import PoolUnavailable, client_for
 from nh_assets.gemini.api_gate import CODE_ASSIST_URL, GEMINI_API_URL, ApiGate, GateLedger, GateRefusal
 from nh_assets.gemini.call import ModelCall
 from nh_assets.child_env import GEMINI_CLI, child_env
@@ -41,7 +43,7 @@ from nh_assets.gemini.process_slots import ProcessSlots
 from nh_assets.gemini.rate_limit import DailyCapExceeded, RateLimitConfigError, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
 from nh_assets.gemini.usage import ModelUsage, total, usage_by_model, usage_metadata
-from nh_assets.redaction import redact
+from nh_assets.redaction import redact, secret_values
 
 # The demo endpoint checks no key, but the CLI insists on one; never a real key sent to a fake.
 _DEMO_API_KEY = "nh-demo-key-not-a-secret"
@@ -58,6 +60,7 @@ class GeminiResult:
     demo: bool
     process_slot_wait_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    transport: str = "oneshot"
 
     @property
     def input_tokens(self) -> int:
@@ -79,6 +82,7 @@ class GeminiResult:
             "gemini.rate_limit_wait_s": dg.MetadataValue.float(round(self.gate.waited_s, 3)),
             "gemini.process_slot_wait_s": dg.MetadataValue.float(round(self.process_slot_wait_s, 3)),
             "gemini.demo": dg.MetadataValue.bool(self.demo),
+            "gemini.transport": dg.MetadataValue.text(self.transport),
         }
 
 
@@ -166,6 +170,13 @@ class GeminiCLIResource(dg.ConfigurableResource):
         description="Set GEMINI_CLI_NO_RELAUNCH: the CLI otherwise re-execs a second node process "
         "(measured: 1.8 s instead of 2.7-3.5 s per call, same peak memory).",
     )
+
+    transport: Literal["acp", "oneshot"] = Field(
+        default="oneshot",
+        description="acp: serve prompts from warm CLI processes in ACP mode (gemini/acp), one-shot when the "
+        "pool cannot; oneshot: start one CLI per call (NH_GEMINI_TRANSPORT).",
+    )
+    pool_idle_s: float = Field(default=120.0, description="Seconds an idle warm CLI, and the pool, stay up.")
 
     _limiter: SharedRateLimit | None = PrivateAttr(default=None)
     _process_slots: ProcessSlots | None = PrivateAttr(default=None)
@@ -278,6 +289,22 @@ class GeminiCLIResource(dg.ConfigurableResource):
             raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
 
         env = self._child_env()
+        secrets = sorted(secret_values(env))
+        if self.transport == "acp":
+            upstreams = {name: gate.upstream for name, gate in gates.items()}
+            try:
+                pool = client_for(self, cli=cli, cli_env=env, upstreams=upstreams, secrets=secrets)
+                answer = pool.generate(prompt=prompt, call=call)
+            except PoolUnavailable as exc:
+                context.log.warning(f"Gemini transport oneshot: the warm pool could not take this prompt ({exc})")
+            else:
+                for warning in answer.warnings:
+                    context.log.warning(f"warm pool: {warning}")
+                return GeminiResult(
+                    response=answer.response, model=call.model, usage=answer.usage, gate=answer.gate,
+                    duration_s=answer.duration_s, demo=self.demo, process_slot_wait_s=answer.slot_wait_s,
+                    warnings=answer.warnings, transport="acp",
+                )
         Path(self.workdir_root).mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix="call-", dir=self.workdir_root))
         try:

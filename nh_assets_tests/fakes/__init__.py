@@ -69,5 +69,7 @@ def pipeline_env(base: Path, instance: str = "sqlite", **extra: str) -> dict[str
         "NH_DEMO": "0",
         "NH_GEMINI_API_URL": shared_fake_api().base_url,
         "NH_CHILD_ENV_PASSTHROUGH": FAKES_PASSTHROUGH,
+        # The Python fake speaks the headless contract only, not ACP.
+        "NH_GEMINI_TRANSPORT": "oneshot",
         **extra,
     }

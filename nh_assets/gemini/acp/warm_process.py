@@ -1,0 +1,116 @@
+"""One pooled CLI: a ``WarmCli`` with its own rate gates, its process slot and its history.
+
+Each warm CLI talks to the API only through gates of its own, so a prompt's requests — a search
+loop's three, the CLI's own retries — are counted for that prompt and each takes a slot from
+the shared bucket, exactly as in a one-shot call. It holds one of the machine's process slots
+for its whole life (it holds ~260 MB whether busy or idle), and passes the slot's descriptor on
+to the CLI, so a CLI that outlives the pool keeps its slot until it really exits.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nh_assets.gemini.acp.connection import CliExited, WarmCli
+from nh_assets.gemini.acp.metered_gate import MeteredGate
+from nh_assets.gemini.process_slots import ProcessSlot, ProcessSlots
+
+_STOPPING = threading.Lock()
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _with_descendants(pid: int) -> tuple[int, ...]:
+    found, frontier = [pid], [pid]
+    while frontier:
+        current = frontier.pop()
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                children = [int(child) for child in task.read_text().split()]
+            except (OSError, ValueError):
+                continue
+            found += children
+            frontier += children
+    return tuple(found)
+
+
+@dataclass
+class WarmProcess:
+    cli: WarmCli
+    gates: dict[str, MeteredGate]
+    slot: ProcessSlot
+    approval_mode: str
+    started: float = field(default_factory=time.monotonic)
+    last_used: float = field(default_factory=time.monotonic)
+    prompts: int = 0
+    busy: bool = False
+    stopped: bool = False
+
+    pids: tuple[int, ...] = ()
+
+    def cpu_seconds(self) -> float:
+        """CPU used so far by the CLI's processes (a wrapper's child included), from /proc."""
+        ticks = 0
+        for pid in self.pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                continue
+        return ticks / _TICKS
+
+    @property
+    def alive(self) -> bool:
+        return not self.cli.exited.is_set()
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        cli: str,
+        approval_mode: str,
+        skip_trust: bool,
+        env: dict[str, str],
+        cwd: str,
+        upstreams: dict[str, str],
+        take_slot: Callable[[], float],
+        slot: ProcessSlot,
+        init_timeout_s: float,
+        redact: Callable[[str], str],
+    ) -> "WarmProcess":
+        """Start and initialize; raises what the CLI raised, after ending it and closing its gates."""
+        gates = {name: MeteredGate(url, take_slot) for name, url in upstreams.items()}
+        args = [cli, "--acp", "--approval-mode", approval_mode, *(["--skip-trust"] if skip_trust else [])]
+        child_env = {**env, **{name: gate.url for name, gate in gates.items()}}
+        warm = None
+        try:
+            warm = WarmCli(args, env=child_env, cwd=cwd, pass_fds=(slot.fd,), redact=redact)
+            warm.initialize(init_timeout_s)
+        except CliExited as exc:
+            assert warm is not None
+            said = warm.first_error_line()
+            warm.kill()
+            for gate in gates.values():
+                gate.close()
+            raise CliExited(f"{exc}: {said}" if said else str(exc)) from None
+        except BaseException:
+            if warm is not None:
+                warm.kill()
+            for gate in gates.values():
+                gate.close()
+            raise
+        return cls(cli=warm, gates=gates, slot=slot, approval_mode=approval_mode, pids=_with_descendants(warm.pid))
+
+    def stop(self, grace_s: float = 2.0) -> None:
+        with _STOPPING:
+            if self.stopped:
+                return
+            self.stopped = True
+        self.cli.close(grace_s)
+        for gate in self.gates.values():
+            gate.close()
+        ProcessSlots.release(self.slot)

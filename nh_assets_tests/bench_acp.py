@@ -1,0 +1,267 @@
+"""Benchmark: the warm pool (ACP) against one CLI per call, side by side, with the REAL Gemini CLI.
+
+    .venv/bin/python -m nh_assets_tests.bench_acp                       # L = 5 and 20 s, backfill
+    .venv/bin/python -m nh_assets_tests.bench_acp --latencies 5 --parts day
+
+A script that prints figures, not a test. Each figure is measured for both transports in one
+invocation, one right after the other, with the machine's load average printed beside it:
+
+- **day**: the daily job (``dagster job execute -j neurohelix_daily``, as the schedule runs it)
+  with the real CLI against the project's fake Gemini API, whose answers come after L seconds
+  (tool-loop requests at once, so a call takes about L, as ``bench.lower_bound_s`` assumes).
+  Wall time RUN_START → RUN_SUCCESS against the schedule's lower bound; peak memory of every
+  process involved (this script, the command, its steps, the CLIs, the pool);
+- **CPU per call**: the CLI processes' own CPU (a wrapper script around the CLI records each
+  one's ``times`` when it exits) plus, for the pool, the pool service's own CPU, divided by the
+  calls; and the whole tree's CPU (this process is a child subreaper, so the detached pool is
+  reaped here too and every process's CPU lands in ``RUSAGE_CHILDREN``);
+- **backfill**: a 3-day multi-run backfill through ``dagster dev`` at the rate limit, its CPU
+  (whole tree), wall time and requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from nh_assets.demo.api import FakeGeminiAPI
+from nh_assets.registry import load_registry
+from nh_assets.settings import REPO_ROOT
+from nh_assets_tests.bench import DAGSTER, TreeMemory, lower_bound_s
+from nh_assets_tests.fakes import pipeline_env
+
+GEMINI = REPO_ROOT / "node_modules" / ".bin" / "gemini"
+PR_SET_CHILD_SUBREAPER = 36
+
+
+class AnswerAfter(FakeGeminiAPI):
+    """The fake API with latency on the answer only: a search loop's first two requests come
+    back at once, so every call takes about L, like a step of the lower bound."""
+
+    def __init__(self, answer_latency_s: float, **kwargs):
+        super().__init__(**kwargs)
+        self.answer_latency_s = answer_latency_s
+        self.answers = 0
+
+    def answer(self, model: str, prompt: str) -> str:
+        time.sleep(self.answer_latency_s)
+        self.answers += 1
+        return super().answer(model, prompt)
+
+
+def _load() -> str:
+    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _reap_all(timeout_s: float = 60.0) -> None:
+    """Wait for every orphan reparented to us (the pool, its CLIs) so its CPU is counted."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.2)
+    raise SystemExit("bench: a child process did not end (the pool should end with its owner)")
+
+
+def _wrapper(base: Path) -> tuple[Path, Path]:
+    """A ``gemini`` that runs the real one under GNU time, which appends its CPU to a log."""
+    if not Path("/usr/bin/time").exists():
+        raise SystemExit("bench: GNU time is needed to count each CLI's CPU: apt-get install time")
+    log = base / "cli_cpu.log"
+    script = base / "real-cli" / "gemini"  # not bin/: pipeline_env puts the Python fake there
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(f'#!/bin/sh\nexec /usr/bin/time -a -o "{log}" -f "cpu %U %S" "{GEMINI}" "$@"\n')
+    script.chmod(0o755)
+    return script, log
+
+
+def _cli_cpu(log: Path) -> tuple[float, int]:
+    """Summed user+sys seconds of every CLI process, and how many there were."""
+    if not log.exists():
+        return 0.0, 0
+    found = re.findall(r"^cpu ([\d.]+) ([\d.]+)$", log.read_text(), re.MULTILINE)
+    return sum(float(u) + float(s) for u, s in found), len(found)
+
+
+def _pool_cpu(home: Path) -> float:
+    total = 0.0
+    for log in (home / "gemini_pool").glob("*.log"):
+        for match in re.finditer(r"CPU: pool ([\d.]+)s", log.read_text()):
+            total += float(match.group(1))
+    return total
+
+
+def _prompt_cpu(home: Path) -> list[float]:
+    """Each prompt's CPU on its warm CLI (session/new and session/prompt), from the pool's log."""
+    found = []
+    for log in (home / "gemini_pool").glob("*.log"):
+        found += [float(m) for m in re.findall(r"^.* prompt on CLI pid \d+: [\d.]+s, ([\d.]+)s CPU$", log.read_text(), re.M)]
+    return found
+
+
+def _env(base: Path, api: FakeGeminiAPI, transport: str, rate: int) -> tuple[dict[str, str], Path]:
+    cli, cpu_log = _wrapper(base)
+    env = {
+        **os.environ,
+        **pipeline_env(
+            base, NH_GEMINI_CLI=str(cli), NH_GEMINI_API_URL=api.base_url, NH_GEMINI_TRANSPORT=transport,
+            NH_RATE_PER_MINUTE=str(rate), NH_RATE_PER_DAY=str(max(rate * 100, 1000)),
+        ),
+        "GEMINI_API_KEY": "bench-key-not-a-secret",
+        "TMPDIR": tempfile.mkdtemp(prefix="nh-"),  # forkserver socket paths must stay short
+    }
+    subprocess.run([sys.executable, "-m", "nh_assets.pools", "apply"], env=env, check=True, capture_output=True)
+    return env, cpu_log
+
+
+def one_day(transport: str, latency: float, day: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="nh-bench-acp-") as tmp, AnswerAfter(latency) as api:
+        env, cpu_log = _env(Path(tmp), api, transport, rate=50)
+        load = _load()
+        memory = TreeMemory(os.getpid())
+        memory.start()
+        cpu_before = _children_cpu()
+        started = time.monotonic()
+        done = subprocess.run(
+            [DAGSTER, "job", "execute", "-m", "nh_assets", "-j", "neurohelix_daily", "--tags",
+             json.dumps({"dagster/partition": day})],
+            env=env, cwd=tmp, capture_output=True, text=True,
+        )
+        command_wall = time.monotonic() - started
+        _reap_all()
+        peak = memory.stop()
+        cpu = _children_cpu() - cpu_before
+        if done.returncode != 0:
+            raise SystemExit(f"bench: the day failed ({transport}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        fallbacks = done.stdout.count("Gemini transport oneshot") + done.stderr.count("Gemini transport oneshot")
+        home = Path(env["DAGSTER_HOME"])
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            (run,) = instance.get_run_records()
+            times = {
+                entry.dagster_event.event_type: entry.timestamp
+                for entry in instance.all_logs(run.dagster_run.run_id)
+                if entry.dagster_event is not None
+            }
+        cli_cpu, cli_processes = _cli_cpu(cpu_log)
+        calls = api.answers
+        return {
+            "load": load, "calls": calls, "fallbacks": fallbacks, "cli_processes": cli_processes,
+            "run_wall_s": times[dg.DagsterEventType.RUN_SUCCESS] - times[dg.DagsterEventType.RUN_START],
+            "command_wall_s": command_wall, "tree_cpu_s": cpu, "cli_cpu_s": cli_cpu, "pool_cpu_s": _pool_cpu(home),
+            "prompt_cpu": _prompt_cpu(home),
+            "peak_rss_mb": peak / 2**20,
+        }
+
+
+def backfill(transport: str, days: list[str], rate: int, latency: float, registry) -> dict:
+    from nh_assets_tests.dagster_server import running_dagster
+
+    with tempfile.TemporaryDirectory(prefix="nh-bench-acp-bf-") as tmp, AnswerAfter(latency) as api:
+        env, cpu_log = _env(Path(tmp), api, transport, rate=rate)
+        load = _load()
+        cpu_before = _children_cpu()
+        started = time.monotonic()
+        with running_dagster(env) as server:
+            days_range = {"range": {"start": days[0], "end": days[-1]}}
+            backfill_id = server.launch_backfill({
+                "partitionsByAssets": [
+                    {"assetKey": {"path": [s.prompt_id]}, "partitions": days_range} for s in registry.prompts
+                ],
+            })
+            while (status := server.backfill_status(backfill_id)) == "REQUESTED":
+                time.sleep(2)
+            wall = time.monotonic() - started
+        _reap_all()
+        cpu = _children_cpu() - cpu_before
+        cli_cpu, cli_processes = _cli_cpu(cpu_log)
+        requests = [r for r in api.requests if r["status"] == 200]
+        return {
+            "load": load, "status": status, "wall_s": wall, "tree_cpu_s": cpu, "cli_cpu_s": cli_cpu,
+            "pool_cpu_s": _pool_cpu(Path(env["DAGSTER_HOME"])), "cli_processes": cli_processes,
+            "prompt_cpu": _prompt_cpu(Path(env["DAGSTER_HOME"])),
+            "calls": api.answers, "requests": len(requests),
+        }
+
+
+def _print_day(transport: str, r: dict, bound: float) -> None:
+    per_call = (r["cli_cpu_s"] + r["pool_cpu_s"]) / max(r["calls"], 1)
+    print(
+        f"  {transport:7s} [{r['load']}] wall {r['run_wall_s']:.1f} s (command {r['command_wall_s']:.1f} s), "
+        f"wall/bound {r['run_wall_s'] / bound:.2f}; {r['calls']} calls, {r['cli_processes']} CLI processes, "
+        f"{r['fallbacks']} fallbacks"
+    )
+    print(
+        f"          CPU per call: CLI+pool {per_call:.2f} s (CLIs {r['cli_cpu_s']:.1f} s, pool {r['pool_cpu_s']:.1f} s); "
+        f"whole tree {r['tree_cpu_s']:.1f} s = {r['tree_cpu_s'] / max(r['calls'], 1):.2f} s/call; "
+        f"peak memory {r['peak_rss_mb']:.0f} MB"
+    )
+    _print_steady(r)
+
+
+def _print_steady(r: dict) -> None:
+    if r["prompt_cpu"]:
+        prompts = r["prompt_cpu"]
+        mean = sum(prompts) / len(prompts)
+        print(
+            f"          warm CLI CPU per prompt (session/new + prompt): mean {mean:.2f} s, max {max(prompts):.2f} s; "
+            f"plus the pool's own {r['pool_cpu_s'] / len(prompts):.2f} s/prompt"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nh_assets_tests.bench_acp", description=__doc__.splitlines()[0])
+    parser.add_argument("--latencies", default="5,20", help="comma list of answer latencies L, seconds")
+    parser.add_argument("--parts", default="day,backfill", help="comma list: day, backfill")
+    parser.add_argument("--days", type=int, default=3, help="days in the backfill")
+    parser.add_argument("--rate", type=int, default=50, help="rate limit R per minute during the backfill")
+    parser.add_argument("--backfill-latency", type=float, default=1.0, help="L during the backfill")
+    args = parser.parse_args(argv)
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise SystemExit("bench: cannot become a child subreaper; the pool's CPU would go uncounted")
+    registry = load_registry(REPO_ROOT / "registry" / "prompts.tsv")
+    max_processes = int(os.environ.get("NH_MAX_GEMINI_PROCESSES", "4"))
+    parts = set(args.parts.split(","))
+    print(f"Gemini CLI 0.61.0 (real), fake API; {os.cpu_count()} cores; NH_MAX_GEMINI_PROCESSES={max_processes}")
+    if "day" in parts:
+        for latency in (float(x) for x in args.latencies.split(",")):
+            bound = lower_bound_s(registry, latency, max_processes, 50)["bound"]
+            print(f"one day (neurohelix_daily), L = {latency:g} s, lower bound {bound:.1f} s")
+            for transport in ("oneshot", "acp"):
+                _print_day(transport, one_day(transport, latency, "2026-11-20"), bound)
+    if "backfill" in parts:
+        days = [f"2026-11-{d:02d}" for d in range(10, 10 + args.days)]
+        print(f"backfill of {args.days} days, R = {args.rate}/min, L = {args.backfill_latency:g} s (multi-run, dagster dev)")
+        for transport in ("oneshot", "acp"):
+            r = backfill(transport, days, args.rate, args.backfill_latency, registry)
+            print(
+                f"  {transport:7s} [{r['load']}] {r['status']} in {r['wall_s']:.0f} s: {r['calls']} calls, "
+                f"{r['requests']} requests, {r['cli_processes']} CLI processes; CPU whole tree {r['tree_cpu_s']:.0f} s "
+                f"= {r['tree_cpu_s'] / r['wall_s'] * 60:.0f} CPU-s per minute; CLIs+pool "
+                f"{r['cli_cpu_s'] + r['pool_cpu_s']:.0f} s = {(r['cli_cpu_s'] + r['pool_cpu_s']) / max(r['calls'], 1):.2f} s/call"
+            )
+            _print_steady(r)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
