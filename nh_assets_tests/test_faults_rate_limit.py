@@ -4,7 +4,6 @@ and the Postgres bucket's server restarting and going away mid-run."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import threading

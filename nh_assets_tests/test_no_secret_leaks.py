@@ -6,7 +6,6 @@ failure sensor then summarises that run into the data root and posts it to a rea
 from __future__ import annotations
 
 import http.server
-import json
 import os
 import subprocess
 import sys

@@ -15,7 +15,6 @@ one-shot call.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
