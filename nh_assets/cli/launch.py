@@ -39,30 +39,26 @@ def submit_run(server: Webserver, job_name: str, day: str, assets: list[str] | N
     return run_id
 
 
-def follow_run(server: Webserver, run_id: str) -> RunProgress:
+def _follow(poll):
+    """Poll until the state says it finished, showing each new line; returns the last state."""
     progress = Progress()
     try:
         while True:
-            state = server.run_progress(run_id)
+            state = poll()
             progress.show(state.line())
             if state.finished:
                 return state
             time.sleep(POLL_S)
     finally:
         progress.done()
+
+
+def follow_run(server: Webserver, run_id: str) -> RunProgress:
+    return _follow(lambda: server.run_progress(run_id))
 
 
 def follow_backfill(server: Webserver, backfill_id: str) -> BackfillProgress:
-    progress = Progress()
-    try:
-        while True:
-            state = server.backfill_progress(backfill_id)
-            progress.show(state.line())
-            if state.finished:
-                return state
-            time.sleep(POLL_S)
-    finally:
-        progress.done()
+    return _follow(lambda: server.backfill_progress(backfill_id))
 
 
 def run_command(
