@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from nh_assets.gemini.call import ModelCall
 from nh_assets.child_env import GEMINI_CLI, PASSTHROUGH_ENV, SITE_BUILD, WRANGLER, child_env
 from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.publishing.wrangler import WranglerResource
@@ -52,7 +53,7 @@ def test_the_gemini_cli_sees_its_auth_and_the_basics_and_no_other_secret(tmp_pat
         cli_path=str(cli), rate_limit_db=str(tmp_path / "rate.sqlite"), workdir_root=str(tmp_path / "w")
     )
     with dg.build_resources({"gemini": resource}) as resources, dg.build_asset_context() as context:
-        result = resources.gemini.generate(context, prompt="p", model="gemini-2.5-flash", timeout_s=30)
+        result = resources.gemini.generate(context, prompt="p", call=ModelCall(model="gemini-2.5-flash", timeout_s=30))
     assert result.response.startswith("# env dump")
     seen = _dump(cli)
     assert _leaked(seen, {"GEMINI_API_KEY", "GOOGLE_APPLICATION_CREDENTIALS"}) == set()

@@ -10,6 +10,7 @@ import sys
 import dagster as dg
 import pytest
 
+from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.rate_limit_stores import PostgresStore, RateLimitStoreError
 from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.redaction import Redactor, redact, redact_url, secret_values
@@ -101,5 +102,5 @@ def test_the_models_answer_is_never_rewritten(tmp_path, monkeypatch):
         cli_path=str(cli), rate_limit_db=str(tmp_path / "rate.sqlite"), workdir_root=str(tmp_path / "w")
     )
     with dg.build_resources({"gemini": resource}) as resources, dg.build_asset_context() as context:
-        result = resources.gemini.generate(context, prompt="p", model="gemini-2.5-flash", timeout_s=30)
+        result = resources.gemini.generate(context, prompt="p", call=ModelCall(model="gemini-2.5-flash", timeout_s=30))
     assert result.response == answer
