@@ -30,7 +30,8 @@ HELD_BACK = {
     "continuity_builder", "meta_project_explorer",
 }
 NOON = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)  # DAY is the latest partition then
-SITE = "site"  # unpartitioned: rebuilt whenever any day's artifacts change
+# Unpartitioned: the site is rebuilt whenever any day's artifacts change, and deployed after it.
+PUBLISHING = {"site", "site_deployment"}
 
 
 def _requested(defs, instance, minutes: int, previous=None) -> tuple[set[str], object]:
@@ -40,7 +41,7 @@ def _requested(defs, instance, minutes: int, previous=None) -> tuple[set[str], o
     )
     keys = {r.key.to_user_string() for r in result.results if r.true_subset.size}
     for key in keys:
-        assert result.get_requested_partitions(dg.AssetKey(key)) == ({None} if key == SITE else {DAY}), key
+        assert result.get_requested_partitions(dg.AssetKey(key)) == ({None} if key in PUBLISHING else {DAY}), key
     return keys, result
 
 
@@ -61,7 +62,7 @@ def test_a_failed_research_prompt_degrades_the_day_instead_of_cancelling_it(
     assert materialized == {s.prompt_id for s in registry.prompts} - HELD_BACK - {FAILING}
 
     requested, tick1 = _requested(defs, instance, 1, tick0)
-    assert requested == HELD_BACK | {SITE}  # the site follows any day's change, as always
+    assert requested == HELD_BACK | PUBLISHING  # the site follows any day's change, as always
     catch_up = job.execute_in_process(
         partition_key=DAY, instance=instance, asset_selection=[dg.AssetKey(k) for k in sorted(HELD_BACK)]
     )
@@ -88,7 +89,7 @@ def test_a_failed_research_prompt_degrades_the_day_instead_of_cancelling_it(
     # Once caught up, no day's asset is requested again: the trigger fires once per failure (the
     # site, which follows every change, is asked to rebuild once more for the catch-up's artifacts).
     again, tick2 = _requested(defs, instance, 2, tick1)
-    assert again <= {SITE}
+    assert again <= PUBLISHING
     later, _ = _requested(defs, instance, 3, tick2)
     assert later == set()
 
