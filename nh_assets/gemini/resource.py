@@ -105,6 +105,8 @@ def combined(results: list[GeminiResult]) -> GeminiResult:
         demo=last.demo,
         process_slot_wait_s=sum(r.process_slot_wait_s for r in results),
         warnings=[w for r in results for w in r.warnings],
+        # The transport that served the calls: "acp" or "oneshot", or both named when they differed.
+        transport="+".join(sorted({r.transport for r in results})),
     )
 
 
