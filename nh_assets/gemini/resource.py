@@ -253,7 +253,9 @@ class GeminiCLIResource(dg.ConfigurableResource):
                 overrides["GEMINI_API_KEY"] = _DEMO_API_KEY
         # The CLI reaches the API only through the rate gates.
         overrides.update({name: gate.url for name, gate in self._gates.items()})
-        overrides.update(NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+        # The gates are on loopback: keep the operator's proxy exceptions and add loopback to them.
+        for name in ("NO_PROXY", "no_proxy"):
+            overrides[name] = ",".join(filter(None, [os.environ.get(name, ""), "127.0.0.1,localhost"]))
         return child_env(GEMINI_CLI, **overrides)
 
     def resolve_cli(self) -> str:
