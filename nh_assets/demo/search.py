@@ -101,7 +101,7 @@ def cited_sources(search_results: str) -> list[tuple[str, str]]:
 def with_sources(answer: str, search_results: str | None) -> str:
     """A model that searched cites what it found, at the end of its answer."""
     sources = cited_sources(search_results or "")
-    if not sources:
+    if not sources or not answer.strip():  # a model that says nothing cites nothing
         return answer
     lines = "\n".join(f"- [{title}]({uri})" for title, uri in sources)
     return f"{answer.rstrip()}\n\n## Sources\n\n{lines}\n"
