@@ -7,10 +7,10 @@ of our validators: it writes what real models were seen to write when a day went
   other cases and with "and" for "&" — and always without ``Hardware Landscape``;
 - ``tag_extractor``: a list in prose, then JSON with a trailing comma, then fenced JSON with a
   sentence after it;
-- ``hardware_compute``: first an empty answer (whitespace), then a good one. The 0.61.0 CLI
-  itself asks again when a stream ends empty, three more times (measured: four requests, their
-  whitespace concatenated, exit 0), so the model answers empty to the first ``EMPTY_REQUESTS``
-  requests: one whole CLI call whose answer is empty;
+- ``hardware_compute``: an empty answer (whitespace) until the prompt says its previous answer was
+  rejected, then a good one. The 0.61.0 CLI itself asks again when a stream ends empty (measured
+  without tools: four requests, their whitespace concatenated, exit 0), so whatever it re-requests,
+  one whole CLI call ends empty;
 - ``ethics_alignment``: first a refusal, then a good one;
 - ``always_refuses`` (a prompt id): a refusal every time;
 - ``always_fails`` (a prompt id): HTTP 400 on every request.
@@ -30,7 +30,6 @@ from nh_assets.demo.answers import parse_prompt_contract, render_fake_response
 from nh_assets.demo.api import FakeGeminiAPI
 
 REFUSAL = "I'm sorry, but I can't help with that request."
-EMPTY_REQUESTS = 4
 DROPPED_SECTION = "Hardware Landscape"
 
 
@@ -84,7 +83,9 @@ class SloppyModel(FakeGeminiAPI):
             return _loose_report(prompt)
         if prompt_id == "tag_extractor":
             return _tags(prompt, attempt)
-        if prompt_id == "hardware_compute" and attempt <= EMPTY_REQUESTS:
+        # Empty until told its answer was rejected: however often the CLI re-requests an empty stream
+        # (four requests without tools, fewer after a search), one whole CLI call ends empty.
+        if prompt_id == "hardware_compute" and "YOUR PREVIOUS ANSWER WAS REJECTED" not in prompt:
             return "  \n\n "
         if prompt_id == self.always_refuses or (prompt_id == "ethics_alignment" and attempt == 1):
             return REFUSAL
