@@ -51,15 +51,17 @@ def test_no_secret_reaches_output_instance_files_data_root_or_webhook(tmp_path, 
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     dead_port = free_port()
     secrets = {
-        "GEMINI_API_KEY": "AIzaSy-e2e-gemini-key-0001",
-        "CLOUDFLARE_API_TOKEN": "cf-e2e-token-0002",
-        "NH_ALERT_WEBHOOK": f"http://127.0.0.1:{hook.server_address[1]}/hooks/e2e-webhook-path-0003",
+        "GEMINI_API_KEY": "AIzaSy-e2e-gemini-key-QXJ1",
+        "CLOUDFLARE_API_TOKEN": "cf-e2e-token-QXJ2",
+        "NH_ALERT_WEBHOOK": f"http://127.0.0.1:{hook.server_address[1]}/hooks/e2e-webhook-path-QXJ3",
         # A raw "/", "#" and "?" in the password: the standard URL parser misreads this userinfo.
-        "NH_RATE_LIMIT_POSTGRES_URL": f"postgresql://nh:pg/p#ss?w0rd-0004@127.0.0.1:{dead_port}/nh",
-        "NH_POSTGRES_URL": f"postgresql+psycopg2://nh:storage-pw-0005@127.0.0.1:{dead_port}/nh",
-        "NH_CELERY_BROKER": "redis://:broker-pw-0006@127.0.0.1:1/0",
+        "NH_RATE_LIMIT_POSTGRES_URL": f"postgresql://nh:pg/p#ss?w0rd-QXJ4@127.0.0.1:{dead_port}/nh",
+        "NH_POSTGRES_URL": f"postgresql+psycopg2://nh:storage-pw-QXJ5@127.0.0.1:{dead_port}/nh",
+        "NH_CELERY_BROKER": "redis://:broker-pw-QXJ6@127.0.0.1:1/0",
     }
-    fragments = ["0001", "0002", "e2e-webhook-path", "w0rd-0004", "pg/p#ss", "storage-pw", "broker-pw"]
+    # Distinctive tails (not digits or hex), so a fragment found in a binary instance file is a leak and
+    # not a timestamp or a run id that happens to contain it.
+    fragments = ["key-QXJ1", "token-QXJ2", "e2e-webhook-path", "w0rd-QXJ4", "pg/p#ss", "storage-pw", "broker-pw"]
     env = {**os.environ, **pipeline_env(tmp_path, PYTHONWARNINGS="ignore"), **secrets}
     try:
         done = subprocess.run(
