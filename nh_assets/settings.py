@@ -222,8 +222,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "workdir_root": Path(env.get("NH_WORKDIR_ROOT") or home / "gemini_workdirs"),
         "system_prompt": _system_prompt(env),
         "max_gemini_processes": env.get("NH_MAX_GEMINI_PROCESSES") or 4,
-        # One-shot until the warm pool's per-prompt metering holds under a full day (README, "A warm CLI").
-        "gemini_transport": (env.get("NH_GEMINI_TRANSPORT") or "oneshot").strip().lower(),
+        "gemini_transport": (env.get("NH_GEMINI_TRANSPORT") or "acp").strip().lower(),
         "executor": executor,
         "executor_start_method": env.get("NH_EXECUTOR_START_METHOD") or "forkserver",
         "executor_max_concurrent": env.get("NH_EXECUTOR_MAX_CONCURRENT") or 8,

@@ -12,6 +12,7 @@ import json
 import subprocess
 import tempfile
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -60,7 +61,7 @@ def day_one(tmp_path, dagster_home, fake_cli, registry):
 def test_full_day_through_the_real_cli(day_one, tmp_path, dagster_home, registry, gemini_cli_path, fake_gemini_api, gemini_env_factory):
     env = gemini_env_factory(fake_gemini_api.base_url)
     # The forkserver's socket lives in TMPDIR; pytest's deep tmp paths exceed AF_UNIX's 108 bytes.
-    env.update(day_one, NH_GEMINI_CLI=gemini_cli_path, TMPDIR=tempfile.mkdtemp(prefix="nh-"))
+    env.update(day_one, NH_GEMINI_CLI=gemini_cli_path, TMPDIR=tempfile.mkdtemp(prefix="nh-"), NH_GEMINI_TRANSPORT="acp")
     # As an operator would: the CLI's own GOOGLE_GEMINI_BASE_URL names the endpoint; the gate keeps it.
     del env["NH_GEMINI_API_URL"]
     result = subprocess.run(
@@ -68,6 +69,15 @@ def test_full_day_through_the_real_cli(day_one, tmp_path, dagster_home, registry
         env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Gemini transport oneshot" not in result.stderr  # every prompt was served by the warm pool
+    # The pool served the command and ends with it: it never outlives what it serves.
+    pool_log = next((dagster_home / "gemini_pool").glob("*.log")).read_text()
+    for _ in range(100):
+        if "every owner it served is gone: stopping" in pool_log:
+            break
+        time.sleep(0.2)
+        pool_log = next((dagster_home / "gemini_pool").glob("*.log")).read_text()
+    assert "every owner it served is gone: stopping" in pool_log, pool_log[-2000:]
     data = Path(env["NH_DATA_ROOT"])
     for spec in registry.prompts:
         assert (data / spec.output_path(DAY2)).is_file(), spec.prompt_id
@@ -108,6 +118,7 @@ def test_full_day_through_the_real_cli(day_one, tmp_path, dagster_home, registry
                 assert len(calls) == 1 and meta["gemini.api_requests"].value == 1, prompt_id
             assert meta["gemini.input_tokens"].value == sum(m["input"] for m in models.values()), prompt_id
             assert meta["gemini.demo"].value is False
+            assert meta["gemini.transport"].value == "acp", prompt_id
     research = [s for s in registry.prompts if "google_web_search" in s.allowed_tools]
     assert len(searches) == len(research)
     # Our system prompt instead of the CLI's 23 KB agent prompt: a research prompt's first request is small.

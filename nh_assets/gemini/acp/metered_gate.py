@@ -101,14 +101,18 @@ class MeteredGate(ApiGate):
                     super()._answer(status, headers, chunks)
                     return
                 seen: list[bytes] = []
+                path_model = _model_of(self.path, b"")
 
                 def tee() -> Iterator[bytes]:
                     for chunk in chunks:
                         seen.append(chunk)
                         yield chunk
+                    # Counted before the body's end is written: the CLI cannot finish its turn (and
+                    # the pool cannot read this prompt's usage) until it has read that end. Counted
+                    # after it, a busy machine let the pool answer first and lose the figures.
+                    gate._count(path_model, b"".join(seen))
 
                 super()._answer(status, headers, tee())
-                gate._count(_model_of(self.path, b""), b"".join(seen))
 
         return Metered
 
