@@ -1,5 +1,7 @@
 """A real ``dagster dev`` (webserver + daemon) on 127.0.0.1 for tests that need the run queue,
-backfills or the UI. Started in its own process group and always torn down."""
+backfills or the UI, or the production shape: ``dagster-webserver`` and ``dagster-daemon run`` as
+separate processes, as the systemd units in ``deploy/`` run them. Each is started in its own
+process group and always torn down."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from typing import Iterator
 
 from nh_assets.settings import REPO_ROOT
 
-DAGSTER = str(Path(sys.executable).parent / "dagster")
+BIN = Path(sys.executable).parent
+DAGSTER = str(BIN / "dagster")
+WORKSPACE = str(REPO_ROOT / "workspace.yaml")
 
 _LAUNCH_BACKFILL = """
 mutation($params: LaunchBackfillParams!) {
@@ -131,7 +135,7 @@ def _wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout_s: float
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"dagster dev exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
         try:
             with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
                 if response.status == 200:
@@ -139,27 +143,56 @@ def _wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout_s: float
         except OSError:
             pass
         time.sleep(0.5)
-    raise RuntimeError(f"dagster dev did not answer within {timeout_s:.0f}s:\n{log.read_text()[-4000:]}")
+    raise RuntimeError(f"{proc.args[0]} did not answer within {timeout_s:.0f}s:\n{log.read_text()[-4000:]}")
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    with log.open("w") as handle:
+        return subprocess.Popen(
+            args, env=env, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def _apply_pools(env: dict[str, str]) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "nh_assets.pools", "apply"], env=env, check=True, capture_output=True, timeout=120
+    )
+
+
+@contextlib.contextmanager
+def _serving(args: list[str], env: dict[str, str], log: Path, timeout_s: float) -> Iterator[DagsterServer]:
+    port = free_port()
+    proc = _start([*args, "-h", "127.0.0.1", "-p", str(port)], env, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, proc, log, timeout_s)
+        yield DagsterServer(url=url, port=port, dagster_home=Path(env["DAGSTER_HOME"]), log=log)
+    finally:
+        stop_process_group(proc)
 
 
 @contextlib.contextmanager
 def running_dagster(env: dict[str, str], *, timeout_s: float = 120.0) -> Iterator[DagsterServer]:
     """Run ``dagster dev`` with ``env`` (must hold DAGSTER_HOME) until the block exits."""
     home = Path(env["DAGSTER_HOME"])
-    port = free_port()
-    log = home / "dagster_dev.log"
-    subprocess.run(
-        [sys.executable, "-m", "nh_assets.pools", "apply"], env=env, check=True, capture_output=True, timeout=120
-    )
-    with log.open("w") as handle:
-        proc = subprocess.Popen(
-            [DAGSTER, "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(port)],
-            env=env, cwd=REPO_ROOT, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(url, proc, log, timeout_s)
-        yield DagsterServer(url=url, port=port, dagster_home=home, log=log)
-    finally:
-        stop_process_group(proc)
+    _apply_pools(env)
+    with _serving([DAGSTER, "dev", "-w", WORKSPACE], env, home / "dagster_dev.log", timeout_s) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_webserver(env: dict[str, str], *, timeout_s: float = 120.0) -> Iterator[DagsterServer]:
+    """Run ``dagster-webserver`` alone (no daemon: nothing is launched until one runs), as
+    deploy/nh-assets-webserver.service does, after ``nh_assets.pools apply`` as the daemon's
+    unit does first."""
+    home = Path(env["DAGSTER_HOME"])
+    _apply_pools(env)
+    with _serving([str(BIN / "dagster-webserver"), "-w", WORKSPACE], env, home / "webserver.log", timeout_s) as server:
+        yield server
+
+
+def start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start ``dagster-daemon run`` in its own process group, as deploy/nh-assets-daemon.service
+    does; the caller stops it (``stop_process_group``)."""
+    return _start([str(BIN / "dagster-daemon"), "run", "-w", WORKSPACE], env, log)
