@@ -52,19 +52,27 @@ def launch_chromium(playwright, user_data_dir: Path):
     )
 
 
-@pytest.fixture(scope="module")
-def browser_context(tmp_path_factory: pytest.TempPathFactory):
+@contextlib.contextmanager
+def chromium_context(user_data_dir: Path, *, timeout_ms: int):
+    """A fresh-profile browser context with a default timeout for every action, closed after use."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         pytest.fail("Playwright is not installed: run `bash scripts/setup.sh` (the dev extra holds it)")
     with sync_playwright() as playwright:
-        context = launch_chromium(playwright, tmp_path_factory.mktemp("chromium-profile"))
-        context.set_default_timeout(30_000)
+        context = launch_chromium(playwright, user_data_dir)
+        context.set_default_timeout(timeout_ms)
         try:
             yield context
         finally:
             context.close()
+
+
+@pytest.fixture(scope="module")
+def browser_context(tmp_path_factory: pytest.TempPathFactory):
+    # The Dagster UI: pages that load data from the instance get 30 s.
+    with chromium_context(tmp_path_factory.mktemp("chromium-profile"), timeout_ms=30_000) as context:
+        yield context
 
 
 @pytest.fixture

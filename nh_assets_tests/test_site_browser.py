@@ -18,7 +18,7 @@ import pytest
 from nh_assets.publishing.site.day_input import write_day
 from nh_assets.publishing.site.site_build import SitePaths, build_site
 from nh_assets.settings import load_settings
-from nh_assets_tests.browser import launch_chromium
+from nh_assets_tests.browser import chromium_context
 from nh_assets_tests.site_days import days_back, synthetic_day
 
 pytestmark = pytest.mark.browser
@@ -64,15 +64,9 @@ def site_url(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def site_browser(tmp_path_factory: pytest.TempPathFactory):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        context = launch_chromium(playwright, tmp_path_factory.mktemp("chromium-site"))
-        context.set_default_timeout(20_000)
-        try:
-            yield context
-        finally:
-            context.close()
+    # A static site on loopback: 20 s is already generous.
+    with chromium_context(tmp_path_factory.mktemp("chromium-site"), timeout_ms=20_000) as context:
+        yield context
 
 
 class Watched:
