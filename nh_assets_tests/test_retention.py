@@ -8,6 +8,7 @@ import pytest
 from dagster._core.event_api import PartitionKeyFilter
 
 from nh_assets import definitions
+from nh_assets.operations import retention
 from nh_assets.operations.retention import FILES_REMOVED_KEY
 from nh_assets.settings import load_settings
 
@@ -20,6 +21,9 @@ PROMPTS = ("ai_ecosystem_watch", "daily_aggregator", "tag_extractor", "site_payl
 
 @pytest.fixture
 def setup(settings_env, registry, monkeypatch):
+    # The job's clock is the test's: days are laid out around TODAY, fixed at import, so a suite
+    # that crosses midnight UTC still asks the job about the same days.
+    monkeypatch.setattr(retention, "today_in", lambda timezone_name: TODAY)
     env = {**settings_env, "NH_PARTITION_START": (TODAY - timedelta(days=30)).isoformat(), "NH_RETENTION_DAYS": "30"}
     settings = load_settings(env)
     return settings, definitions.build_definitions(settings, registry)
