@@ -252,9 +252,13 @@ class WarmCli:
         lines = [line.strip() for line in self.stderr_tail().splitlines() if line.strip()]
         return lines[-1][:200] if lines else ""
 
-    def describe_exit(self) -> str:
-        code = self.proc.poll()
-        if code is None:
+    def describe_exit(self, wait_s: float = 1.0) -> str:
+        # Waited for, not polled: while the reader thread is in ``wait()`` a ``poll()`` from
+        # another thread returns None even for a CLI that has exited, and the cause read
+        # "closed its output" or "exited with code 1" depending on which thread ran first.
+        try:
+            code = self.proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
             return "the CLI closed its output"
         return f"the CLI exited with signal {-code}" if code < 0 else f"the CLI exited with code {code}"
 
