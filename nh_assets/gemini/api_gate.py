@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -28,6 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from nh_assets.gemini.failures import FailureKind
+from nh_assets.gemini.rate_limit import DailyCapExceeded, SharedRateLimit
+from nh_assets.gemini.rate_limit_stores import RateLimitStoreError
 from nh_assets.http_body import read_body
 
 GEMINI_API_URL = "https://generativelanguage.googleapis.com"
@@ -41,9 +43,10 @@ UPSTREAM_TIMEOUT_S = 600.0
 
 
 class GateRefusal(Exception):
-    """The bucket will not give a slot (day cap, unreachable store): ``kind`` says which."""
+    """The bucket will not give a slot: ``kind`` is the failure the call reports (the day cap, or
+    a store that failed)."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: FailureKind, message: str):
         self.kind = kind
         super().__init__(message)
 
@@ -180,12 +183,16 @@ class ApiGate:
         return Forward
 
 
-def timed(take: Callable[[], object]) -> Callable[[], float]:
-    """Wrap a blocking slot acquisition so it returns the seconds it waited."""
+def slot_taker(limiter: SharedRateLimit, log: Callable[[str], None]) -> Callable[[], float]:
+    """A gate's ``take_slot`` over the shared bucket: the seconds it waited, or ``GateRefusal``
+    when no slot will come."""
 
     def take_slot() -> float:
-        started = time.monotonic()
-        take()
-        return time.monotonic() - started
+        try:
+            return limiter.acquire(log).waited_s
+        except DailyCapExceeded as exc:
+            raise GateRefusal(FailureKind.DAILY_CAP, str(exc)) from None
+        except (RateLimitStoreError, OSError) as exc:
+            raise GateRefusal(FailureKind.RATE_LIMIT_STORE, f"the shared bucket failed: {exc}") from None
 
     return take_slot

@@ -34,7 +34,7 @@ from pydantic import Field, PrivateAttr
 
 from nh_assets import subprocesses
 from nh_assets.gemini.acp.client import PoolUnavailable, client_for
-from nh_assets.gemini.api_gate import CODE_ASSIST_URL, GEMINI_API_URL, ApiGate, GateLedger, GateRefusal
+from nh_assets.gemini.api_gate import CODE_ASSIST_URL, GEMINI_API_URL, ApiGate, GateLedger, slot_taker
 from nh_assets.gemini.call import ModelCall
 from nh_assets.child_env import GEMINI_CLI, child_env
 from nh_assets.gemini.cli_home import write_cli_home
@@ -47,7 +47,6 @@ from nh_assets.redaction import redact, secret_values
 
 # The demo endpoint checks no key, but the CLI insists on one; never a real key sent to a fake.
 _DEMO_API_KEY = "nh-demo-key-not-a-secret"
-_REFUSAL_KINDS = {"daily_cap": FailureKind.DAILY_CAP, "store": FailureKind.RATE_LIMIT_STORE}
 
 
 @dataclass(frozen=True)
@@ -222,16 +221,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
         """One gate per endpoint the CLI may use: the Gemini API (API-key auth, or the configured
         endpoint) and, without a configured endpoint, Code Assist (a Google login)."""
         if not self._gates:
-            limiter = self._shared_rate_limit()
-
-            def take_slot() -> float:
-                try:
-                    return limiter.acquire(log).waited_s
-                except DailyCapExceeded as exc:
-                    raise GateRefusal("daily_cap", str(exc)) from None
-                except (RateLimitStoreError, OSError) as exc:
-                    raise GateRefusal("store", f"the shared bucket failed: {exc}") from None
-
+            take_slot = slot_taker(self._shared_rate_limit(), log)
             # An endpoint the operator set for the CLI (a proxy, say) stays the upstream.
             upstream = self.api_base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or GEMINI_API_URL
             self._gates["GOOGLE_GEMINI_BASE_URL"] = ApiGate(upstream, take_slot)
@@ -333,7 +323,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         if ledger.refusal is not None:
-            raise GeminiFailure(_REFUSAL_KINDS[ledger.refusal.kind], str(ledger.refusal))
+            raise GeminiFailure(ledger.refusal.kind, str(ledger.refusal))
         if returncode != 0:
             failure = classify_exit(returncode, stdout, stderr)
             if stderr.strip():

@@ -36,15 +36,14 @@ from nh_assets.gemini.acp.auth import session_auth
 from nh_assets.gemini.acp.connection import AcpError, CliExited, PromptTimedOut
 from nh_assets.gemini.acp.metered_gate import merged
 from nh_assets.gemini.acp.warm_process import WarmProcess
-from nh_assets.gemini.api_gate import GateRefusal
+from nh_assets.gemini.api_gate import slot_taker
 from nh_assets.gemini.cli_home import write_cli_home
 from nh_assets.gemini.failures import FailureKind, classify_exit, classify_timeout
 from nh_assets.gemini.process_slots import ProcessSlots
-from nh_assets.gemini.rate_limit import DailyCapExceeded, SharedRateLimit
+from nh_assets.gemini.rate_limit import SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
 
 BROKEN_FOR_S = 60.0
-_REFUSAL_KINDS = {"daily_cap": FailureKind.DAILY_CAP, "store": FailureKind.RATE_LIMIT_STORE}
 
 
 class Unavailable(Exception):
@@ -109,6 +108,7 @@ class Pool:
             config.rate["backend"], sqlite_path=Path(config.rate["sqlite_path"]), postgres_url=config.rate["postgres_url"]
         )
         self._limiter = SharedRateLimit(store, config.rate["per_minute"], config.rate["per_day"])
+        self._take_slot = slot_taker(self._limiter, _log)
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -116,14 +116,6 @@ class Pool:
         for secret in self.config.secrets:
             text = text.replace(secret, "***")
         return text
-
-    def _take_slot(self) -> float:
-        try:
-            return self._limiter.acquire(_log).waited_s
-        except DailyCapExceeded as exc:
-            raise GateRefusal("daily_cap", str(exc)) from None
-        except (RateLimitStoreError, OSError) as exc:
-            raise GateRefusal("store", f"the shared bucket failed: {exc}") from None
 
     def _start(self, approval_mode: str, slot) -> WarmProcess:
         started = time.monotonic()
@@ -256,7 +248,7 @@ class Pool:
                 healthy = False
                 ledger, _ = merged(warm.gates.values())
                 if ledger.refusal is not None:
-                    raise Failed(_REFUSAL_KINDS[ledger.refusal.kind], str(ledger.refusal)) from None
+                    raise Failed(ledger.refusal.kind, str(ledger.refusal)) from None
                 raise Failed(
                     FailureKind.OTHER, f"the warm CLI (pid {warm.cli.pid}) ended mid-prompt: {exc}; the pool starts another"
                 ) from None
@@ -291,7 +283,7 @@ class Pool:
     def _classify(self, error: AcpError, warm: WarmProcess) -> tuple[FailureKind, str]:
         ledger, _ = merged(warm.gates.values())
         if ledger.refusal is not None:
-            return _REFUSAL_KINDS[ledger.refusal.kind], str(ledger.refusal)
+            return ledger.refusal.kind, str(ledger.refusal)
         message = self.redact(error.message)
         if error.code == 429:
             return FailureKind.RATE_LIMIT, f"ACP error 429: {message}"
