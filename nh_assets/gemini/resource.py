@@ -283,11 +283,11 @@ class GeminiCLIResource(dg.ConfigurableResource):
             raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
 
         env = self._child_env()
-        secrets = sorted(secret_values(env))
         if self.transport == "acp":
             upstreams = {name: gate.upstream for name, gate in gates.items()}
             try:
-                pool = client_for(self, cli=cli, cli_env=env, upstreams=upstreams, secrets=secrets)
+                # The pool redacts its log and causes with the secrets of the environment it runs.
+                pool = client_for(self, cli=cli, cli_env=env, upstreams=upstreams, secrets=sorted(secret_values(env)))
                 answer = pool.generate(prompt=prompt, call=call)
             except PoolUnavailable as exc:
                 context.log.warning(f"Gemini transport oneshot: the warm pool could not take this prompt ({exc})")

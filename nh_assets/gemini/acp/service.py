@@ -42,6 +42,7 @@ from nh_assets.gemini.failures import FailureKind, classify_exit, classify_timeo
 from nh_assets.gemini.process_slots import ProcessSlots
 from nh_assets.gemini.rate_limit import SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
+from nh_assets.redaction import Redactor
 
 BROKEN_FOR_S = 60.0
 
@@ -95,6 +96,8 @@ class Pool:
         self._broken: tuple[float, str] | None = None
         self.stopping = threading.Event()
         self._slots = ProcessSlots(Path(config.slots_dir), config.max_processes)
+        # The step's secret values, as the step found them, and every URL password by shape.
+        self.redact = Redactor(config.secrets)
         Path(config.workdir_root).mkdir(parents=True, exist_ok=True)
         # The CLIs' own folder and home live beside the socket, not among the per-call folders.
         self._cwd = tempfile.mkdtemp(prefix=f"{config.key}-", dir=config.directory)
@@ -111,11 +114,6 @@ class Pool:
         self._take_slot = slot_taker(self._limiter, _log)
 
     # -- helpers ----------------------------------------------------------------------------------
-
-    def redact(self, text: str) -> str:
-        for secret in self.config.secrets:
-            text = text.replace(secret, "***")
-        return text
 
     def _start(self, approval_mode: str, slot) -> WarmProcess:
         started = time.monotonic()
