@@ -25,6 +25,8 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
+from nh_assets.process_stat import TICKS_PER_S, process_stat
+
 # The message and metadata of the engine event a run worker of DefaultRunLauncher reports first
 # (dagster/_grpc/impl.py, EngineEventData.in_process).
 WORKER_STARTED = "Started process for run"
@@ -44,14 +46,11 @@ def process_alive_since(pid: int, since: float) -> bool:
         except PermissionError:
             pass
         return True
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
+    stat = process_stat(pid)
+    if stat is None or stat.state in ("Z", "X"):
         return False
-    if fields[0] in ("Z", "X"):
-        return False
-    # Field 22, starttime, counts clock ticks since boot, as /proc/uptime counts seconds.
-    age = float(Path("/proc/uptime").read_text().split()[0]) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    # The start time counts clock ticks since boot, as /proc/uptime counts seconds.
+    age = float(Path("/proc/uptime").read_text().split()[0]) - stat.start_ticks / TICKS_PER_S
     return time.time() - age <= since + START_SLACK_S
 
 

@@ -30,6 +30,8 @@ import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from nh_assets.process_stat import process_stat
+
 # Environment the CLI reads at start-up; everything else (Dagster's per-step variables) may
 # differ between steps without needing another pool.
 _CLI_ENV = re.compile(r"^(GEMINI_|GOOGLE_|CODE_ASSIST|CLOUDSDK_|NODE_|HTTPS?_PROXY$|NO_PROXY$|PATH$|TMPDIR$|LANG$|LC_|TZ$)", re.I)
@@ -113,10 +115,8 @@ def file_lock(path: Path, *, blocking: bool) -> Iterator[bool]:
 
 def start_time(pid: int) -> int | None:
     """The process's start time in clock ticks since boot: with the pid, it names one process."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
+    stat = process_stat(pid)
+    return stat.start_ticks if stat else None
 
 
 def alive(owner: tuple[int, int]) -> bool:
@@ -124,10 +124,8 @@ def alive(owner: tuple[int, int]) -> bool:
 
 
 def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
+    stat = process_stat(pid)
+    return stat.parent if stat else 0
 
 
 def _is_owner_program(pid: int) -> bool:

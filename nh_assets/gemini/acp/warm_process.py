@@ -9,7 +9,6 @@ to the CLI, so a CLI that outlives the pool keeps its slot until it really exits
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -19,9 +18,9 @@ from pathlib import Path
 from nh_assets.gemini.acp.connection import CliExited, WarmCli
 from nh_assets.gemini.acp.metered_gate import MeteredGate
 from nh_assets.gemini.process_slots import ProcessSlot, ProcessSlots
+from nh_assets.process_stat import TICKS_PER_S, process_stat
 
 _STOPPING = threading.Lock()
-_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _with_descendants(pid: int) -> tuple[int, ...]:
@@ -54,14 +53,8 @@ class WarmProcess:
 
     def cpu_seconds(self) -> float:
         """CPU used so far by the CLI's processes (a wrapper's child included), from /proc."""
-        ticks = 0
-        for pid in self.pids:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                ticks += int(fields[11]) + int(fields[12])
-            except (OSError, IndexError, ValueError):
-                continue
-        return ticks / _TICKS
+        stats = [process_stat(pid) for pid in self.pids]
+        return sum(stat.cpu_ticks for stat in stats if stat) / TICKS_PER_S
 
     @property
     def alive(self) -> bool:

@@ -1,0 +1,36 @@
+"""What Linux's ``/proc/PID/stat`` says of a process: its state, parent, CPU time and start time.
+
+A pid alone does not name a process for long: once it ends the OS hands the pid to another.
+With its start time it does, which is how the warm pool tells whether the Dagster process it
+serves is still there and the run launcher whether a run's worker is. The pool also reads its
+CLIs' CPU time here. One parser for all of them: the command name in parentheses may itself hold
+spaces and parentheses, so the fields are counted after its last ``)``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class ProcessStat:
+    state: str  # R, S, D, Z (zombie), X (dead) …
+    parent: int
+    cpu_ticks: int  # user + system, in clock ticks
+    start_ticks: int  # clock ticks after boot
+
+
+def process_stat(pid: int) -> ProcessStat | None:
+    """The process's figures, or None when there is no such process (or no ``/proc``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return ProcessStat(
+            state=fields[0], parent=int(fields[1]), cpu_ticks=int(fields[11]) + int(fields[12]),
+            start_ticks=int(fields[19]),
+        )
+    except (OSError, IndexError, ValueError):
+        return None
