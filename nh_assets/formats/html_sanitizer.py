@@ -26,7 +26,12 @@ class HtmlPolicy:
     tags: frozenset[str]
     drop_with_content: frozenset[str]  # removed together with everything inside them
     attributes: Mapping[str, frozenset[str]]  # per tag; "*" for every allowed tag
-    url_schemes: frozenset[str]  # for href; relative URLs and fragments are always allowed
+    url_schemes: frozenset[str]  # for href
+    # Relative URLs and fragments: kept ("passthrough", nh3's default) or removed ("deny").
+    url_relative: str | None = None
+    # No target attribute is allowed, so rel="noopener" protects nothing; without one the output's
+    # attributes are exactly those of the input that were allowed.
+    link_rel: str | None = None
     _cleaner: nh3.Cleaner = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -35,10 +40,9 @@ class HtmlPolicy:
             clean_content_tags=set(self.drop_with_content),
             attributes={tag: set(names) for tag, names in self.attributes.items()},
             url_schemes=set(self.url_schemes),
+            url_relative=self.url_relative,
+            link_rel=self.link_rel,
             strip_comments=True,
-            # No target attribute is allowed, so rel="noopener" protects nothing; leaving it out
-            # keeps the output's attributes exactly those of the input that were allowed.
-            link_rel=None,
         )
         object.__setattr__(self, "_cleaner", cleaner)
 
@@ -75,8 +79,15 @@ _ATTRIBUTE = re.compile(r"""[\s/]([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]*
 _SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*):")
 
 
+def _refused_href(value: str, policy: HtmlPolicy) -> bool:
+    scheme = _SCHEME.match(value.strip("\"'"))
+    if scheme is None:  # relative, a fragment or scheme-relative
+        return policy.url_relative == "deny"
+    return scheme.group(1).lower() not in policy.url_schemes
+
+
 def _removed_items(markup: str, policy: HtmlPolicy) -> int:
-    """Start tags outside the policy, and attributes (or href schemes) it refuses on allowed tags."""
+    """Start tags outside the policy, and attributes (or href URLs) it refuses on allowed tags."""
     everywhere = policy.attributes.get("*", frozenset())
     removed = 0
     for name, attrs in _START_TAG.findall(markup):
@@ -86,8 +97,7 @@ def _removed_items(markup: str, policy: HtmlPolicy) -> int:
             continue
         allowed = everywhere | policy.attributes.get(tag, frozenset())
         for attr, value in _ATTRIBUTE.findall(attrs):
-            scheme = _SCHEME.match(value.strip("\"'")) if attr.lower() == "href" else None
-            if attr.lower() not in allowed or (scheme and scheme.group(1).lower() not in policy.url_schemes):
+            if attr.lower() not in allowed or (attr.lower() == "href" and _refused_href(value, policy)):
                 removed += 1
     return removed
 
