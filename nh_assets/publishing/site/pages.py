@@ -24,6 +24,8 @@ from typing import Callable, Iterable
 
 import jinja2
 
+from nh_assets.formats import html_sanitizer
+
 from .day_input import DayInput, Note
 from .html_policy import sanitize_html
 from nh_assets.publishing.site.markdown_render import plain_text, render_markdown, without_sources_section
@@ -43,6 +45,8 @@ CSP = (
 def _site_version() -> str:
     digest = hashlib.sha256()
     code = [PACKAGE_DIR / name for name in ("pages.py", "markdown_render.py", "html_policy.py", "day_input.py")]
+    # The site's HTML policy is the pipeline's (formats/html_sanitizer.py) with the site's rules on top.
+    code.append(Path(html_sanitizer.__file__).resolve())
     for path in sorted([*TEMPLATES.iterdir(), *STATIC.iterdir(), *code]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
