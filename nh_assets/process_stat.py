@@ -10,6 +10,7 @@ spaces and parentheses, so the fields are counted after its last ``)``.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,3 +35,10 @@ def process_stat(pid: int) -> ProcessStat | None:
         )
     except (OSError, IndexError, ValueError):
         return None
+
+
+def started_at(stat: ProcessStat) -> float:
+    """When the process started, in seconds since the epoch (its start counts ticks since boot, as
+    ``/proc/uptime`` counts seconds)."""
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return time.time() - (uptime - stat.start_ticks / TICKS_PER_S)

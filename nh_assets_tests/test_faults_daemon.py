@@ -34,6 +34,7 @@ from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from nh_assets.operations.run_launcher import LocalRunLauncher, process_alive_since
 from nh_assets.pools import pool_name
+from nh_assets.process_stat import process_stat, started_at
 from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT
 from nh_assets_tests.dagster_server import overlaps, run_span, running_webserver, start_daemon, stop_process_group
@@ -115,9 +116,8 @@ def _children() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry.name))
+            if stat := process_stat(int(entry.name)):
+                children.setdefault(stat.parent, []).append(int(entry.name))
     return children
 
 
@@ -132,10 +132,8 @@ def _tree(root: int) -> set[int]:
 
 
 def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return "gone"
+    stat = process_stat(pid)
+    return stat.state if stat else "gone"
 
 
 def _signal(pids: set[int], sig: int) -> None:
@@ -170,10 +168,10 @@ def _cli_call(pid: int, cli: str) -> dict | None:
         return None
     if cli not in argv:
         return None
-    day = _day(argv[argv.index("-p") + 1])
-    ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    age = float(Path("/proc/uptime").read_text().split()[0]) - ticks / os.sysconf("SC_CLK_TCK")
-    return {"pid": pid, "day": day, "start": time.time() - age}
+    stat = process_stat(pid)
+    if stat is None:
+        return None
+    return {"pid": pid, "day": _day(argv[argv.index("-p") + 1]), "start": started_at(stat)}
 
 
 def _kill_when_busy(

@@ -18,14 +18,13 @@ to the end — so a day is never started again beside itself.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
-from nh_assets.process_stat import TICKS_PER_S, process_stat
+from nh_assets.process_stat import process_stat, started_at
 
 # The message and metadata of the engine event a run worker of DefaultRunLauncher reports first
 # (dagster/_grpc/impl.py, EngineEventData.in_process).
@@ -49,9 +48,7 @@ def process_alive_since(pid: int, since: float) -> bool:
     stat = process_stat(pid)
     if stat is None or stat.state in ("Z", "X"):
         return False
-    # The start time counts clock ticks since boot, as /proc/uptime counts seconds.
-    age = float(Path("/proc/uptime").read_text().split()[0]) - stat.start_ticks / TICKS_PER_S
-    return time.time() - age <= since + START_SLACK_S
+    return started_at(stat) <= since + START_SLACK_S
 
 
 def worker_pid(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] | None:
