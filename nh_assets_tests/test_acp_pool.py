@@ -21,6 +21,7 @@ from nh_assets.demo.api import FakeGeminiAPI
 from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
 from nh_assets.gemini.resource import GeminiCLIResource
+from nh_assets.process_stat import process_stat
 from nh_assets.settings import REPO_ROOT
 
 SYSTEM_PROMPT = REPO_ROOT / "registry" / "system_prompt.md"
@@ -61,10 +62,10 @@ def _pool_processes(tmp_path: Path) -> tuple[list[int], list[int]]:
             continue
         try:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            if stat[0] == "Z":
+            stat = process_stat(int(entry))
+            if stat is None or stat.state == "Z":
                 continue
-            parents[int(entry)] = (int(stat[1]), cmdline)
+            parents[int(entry)] = (stat.parent, cmdline)
             if b"nh_assets.gemini.acp.service" in cmdline and os.readlink(f"/proc/{entry}/cwd") == pool_dir:
                 services.append(int(entry))
         except OSError:
