@@ -29,6 +29,15 @@ class ModelUsage:
     def as_tuple(self) -> tuple[int, int, int, int, int]:
         return (self.requests, self.input_tokens, self.output_tokens, self.thinking_tokens, self.total_tokens)
 
+    @classmethod
+    def from_dict(cls, entry: Mapping) -> "ModelUsage":
+        """The inverse of ``as_dict`` (the warm pool sends usage to the step in that shape)."""
+        return cls(
+            requests=int(entry.get("requests", 0)), input_tokens=int(entry.get("input", 0)),
+            output_tokens=int(entry.get("output", 0)), thinking_tokens=int(entry.get("thinking", 0)),
+            total_tokens=int(entry.get("total", 0)),
+        )
+
     def as_dict(self) -> dict[str, int]:
         return {
             "requests": self.requests,

@@ -48,17 +48,6 @@ class PoolAnswer:
     warnings: list[str] = field(default_factory=list)
 
 
-def _usage(raw: dict) -> dict[str, ModelUsage]:
-    return {
-        model: ModelUsage(
-            requests=int(entry.get("requests", 0)), input_tokens=int(entry.get("input", 0)),
-            output_tokens=int(entry.get("output", 0)), thinking_tokens=int(entry.get("thinking", 0)),
-            total_tokens=int(entry.get("total", 0)),
-        )
-        for model, entry in raw.items()
-    }
-
-
 def quota_mismatches(quota: dict, usage: dict[str, ModelUsage]) -> list[str]:
     """The CLI's own per-model figures (``_meta.quota``) against what the gate read, per model."""
     found = []
@@ -174,7 +163,7 @@ class PoolClient:
             except ValueError:
                 kind = FailureKind.OTHER
             raise GeminiFailure(kind, str(failure.get("cause") or "the pool gave no cause"))
-        usage = _usage(reply.get("usage") or {})
+        usage = {model: ModelUsage.from_dict(entry) for model, entry in (reply.get("usage") or {}).items()}
         gate = GateLedger(requests=Counter(reply["gate"]["requests"]), waited_s=float(reply["gate"]["waited_s"]))
         warnings = quota_mismatches(reply.get("quota") or {}, usage)
         if reply.get("stop_reason") not in ("end_turn", None):
