@@ -87,17 +87,23 @@ def test_the_pool_answers_as_the_one_shot_call_does(tmp_path, gemini_cli_path, a
     assert (warm.transport, oneshot.transport) == ("acp", "oneshot")
     assert warm.response == oneshot.response and "# ai_ecosystem_watch" in warm.response
     assert warm.gate.requests == oneshot.gate.requests
-    # Per model, the same requests, output and thinking tokens; input differs only by the session
-    # context's folder name, which the CLI puts into the first turn.
+    warm_requests, oneshot_requests = api.requests[:seen], api.requests[seen:]
+    # Per model, the same requests, output and thinking tokens, and the input tokens the API counted.
     assert set(warm.usage) == set(oneshot.usage)
     for model, usage in warm.usage.items():
         other = oneshot.usage[model]
         assert (usage.requests, usage.output_tokens, usage.thinking_tokens) == (other.requests, other.output_tokens, other.thinking_tokens)
-        assert abs(usage.input_tokens - other.input_tokens) <= 4 * usage.requests
+        assert usage.input_tokens == sum(r["usage"]["promptTokenCount"] for r in warm_requests if r["model"] == model)
+        assert other.input_tokens == sum(r["usage"]["promptTokenCount"] for r in oneshot_requests if r["model"] == model)
+    # Each request's input differs only by the folder paths the CLI's session context names (the pool's
+    # CLI home is deeper than the one-shot's): a few dozen bytes, and the tokens those bytes make.
+    for a, b in zip(warm_requests, oneshot_requests, strict=True):
+        extra = abs(a["bytes"] - b["bytes"])
+        assert extra <= 64
+        assert abs(a["usage"]["promptTokenCount"] - b["usage"]["promptTokenCount"]) <= -(-extra // 4) + 1
     assert set(warm.metadata()) == set(oneshot.metadata())
     assert warm.metadata()["gemini.transport"].value == "acp" and warm.warnings == []
     # What the API was sent: the row's tools, temperature and our system prompt, on both paths.
-    warm_requests, oneshot_requests = api.requests[:seen], api.requests[seen:]
     for key in ("tools", "temperature", "system_chars", "kind"):
         assert [r[key] for r in warm_requests] == [r[key] for r in oneshot_requests], key
     assert {r["temperature"] for r in warm_requests if r["kind"] != "search"} == {0.3}
