@@ -11,8 +11,12 @@ misspelt name otherwise fails silently by falling back to the default.
 from __future__ import annotations
 
 import re
+import typing
 import urllib.parse
 from dataclasses import dataclass
+
+from pydantic import SecretStr
+from pydantic.fields import FieldInfo
 
 from nh_assets.cli.environment import DOTENV_NAME, Environment, default_dagster_home, webserver_url
 from nh_assets.cli.exit_codes import INVALID, OK
@@ -34,46 +38,32 @@ class Variable:
     default: str = ""  # shown when unset and no Settings field resolves it
 
 
-VARIABLES: tuple[Variable, ...] = (
-    Variable("DAGSTER_HOME", None, PLAIN, "Dagster instance directory"),
+# Variables that nh, the scripts or the CLI's children read, outside the code location's settings.
+_OTHERS: tuple[Variable, ...] = (
     Variable("NH_WEBSERVER_URL", None, PLAIN, "the webserver nh submits to (else NH_DAGSTER_UI_URL, else NH_PORT)"),
     Variable("NH_PORT", None, PLAIN, "scripts/dev.sh's webserver port", "3000"),
-    Variable("NH_DAGSTER_UI_URL", None, PLAIN, "base URL of run links in failure alerts", "http://127.0.0.1:3000"),
-    Variable("NH_DATA_ROOT", "data_root", PLAIN, "root of the data layout"),
     Variable("NH_REGISTRY", None, PLAIN, "the prompt registry"),
-    Variable("NH_GEMINI_CLI", "gemini_cli", PLAIN, "the Gemini CLI executable"),
-    Variable("NH_DEMO", "demo", PLAIN, "the endpoint is the project's fake Gemini API; outputs labelled fake"),
-    Variable("NH_GEMINI_API_URL", "gemini_api_url", URL, "Gemini API endpoint instead of Google's (the demo's)"),
-    Variable("NH_SYSTEM_PROMPT", "system_prompt", PLAIN, "the system prompt every model call gets"),
-    Variable("NH_PARTITION_START", "partition_start", PLAIN, "first daily partition"),
-    Variable("NH_TIMEZONE", "timezone", PLAIN, "zone whose midnight starts a day"),
-    Variable("NH_RATE_PER_MINUTE", "rate_per_minute", PLAIN, "Gemini requests per minute, machine-wide"),
-    Variable("NH_RATE_PER_DAY", "rate_per_day", PLAIN, "Gemini requests per day (hard cap)"),
-    Variable("NH_RATE_LIMIT_DB", "rate_limit_db", PLAIN, "SQLite rate-limit bucket"),
-    Variable("NH_RATE_LIMIT_BACKEND", "rate_limit_backend", PLAIN, "where the shared bucket lives"),
-    Variable("NH_POSTGRES_URL", None, URL, "Postgres storage and bucket"),
-    Variable("NH_RATE_LIMIT_POSTGRES_URL", None, URL, "a different database for the bucket"),
-    Variable("NH_EXECUTOR", "executor", PLAIN, "multiprocess or celery"),
-    Variable("NH_CELERY_BROKER", None, URL, "Celery broker"),
     Variable("NH_CELERY_BACKEND", None, URL, "Celery result backend"),
-    Variable("NH_WORKDIR_ROOT", "workdir_root", PLAIN, "parent of the CLI's working directories"),
-    Variable("NH_MAX_GEMINI_PROCESSES", "max_gemini_processes", PLAIN, "Gemini CLI processes at once"),
-    Variable("NH_EXECUTOR_START_METHOD", "executor_start_method", PLAIN, "forkserver or spawn"),
-    Variable("NH_EXECUTOR_MAX_CONCURRENT", "executor_max_concurrent", PLAIN, "step processes per run"),
-    Variable("NH_SCHEDULE_ENABLED", "schedule_enabled", PLAIN, "start the daily schedule running"),
-    Variable("NH_SCHEDULE_HOUR", "schedule_hour", PLAIN, "hour of the daily run"),
-    Variable("NH_SCHEDULE_MINUTE", "schedule_minute", PLAIN, "minute of the daily run"),
-    Variable("NH_REPORT_DEADLINE_HOUR", "report_deadline_hour", PLAIN, "today's report is late after this"),
-    Variable("NH_ALERT_WEBHOOK", None, TOKEN, "failure-alert webhook"),
-    Variable("NH_RETENTION_DAYS", "retention_days", PLAIN, "days of artifacts kept"),
-    Variable("NH_SITE_DIR", "site_dir", PLAIN, "directory deployed to Cloudflare Pages"),
-    Variable("NH_SITE_BUILD_COMMAND", "site_build_command", PLAIN, "command run before deploying"),
-    Variable("NH_CLOUDFLARE_PROJECT", "cloudflare_project", PLAIN, "Cloudflare Pages project"),
-    Variable("NH_WRANGLER_CLI", "wrangler_cli", PLAIN, "the wrangler executable"),
-    Variable("CLOUDFLARE_API_TOKEN", None, TOKEN, "Cloudflare token; without it deployment is skipped"),
     Variable("GEMINI_API_KEY", None, TOKEN, "Gemini API key, passed to the CLI"),
     Variable("GOOGLE_GEMINI_BASE_URL", None, URL, "Gemini API endpoint the rate gate forwards to"),
     Variable("CODE_ASSIST_ENDPOINT", None, URL, "Code Assist endpoint (Google login) the rate gate forwards to"),
+)
+
+
+def _setting(name: str, field: FieldInfo) -> Variable:
+    """A row from the settings' own declaration: its variable, how to show it, and what it means."""
+    variable = str(field.validation_alias)
+    if SecretStr in (field.annotation, *typing.get_args(field.annotation)):
+        secret = URL if variable.endswith(("_URL", "_BROKER")) else TOKEN
+    else:
+        secret = URL if variable.endswith("_URL") else PLAIN
+    meaning = (field.description or "").removeprefix(f"{variable}: ")
+    return Variable(variable, name, secret, meaning)
+
+
+VARIABLES: tuple[Variable, ...] = (
+    *(_setting(name, field) for name, field in Settings.model_fields.items()),
+    *_OTHERS,
 )
 _KNOWN = {v.name for v in VARIABLES}
 
@@ -99,6 +89,8 @@ def mask(value: str, secret: str) -> str:
 
 
 def _shown(value: object) -> str:
+    if value is None:
+        return "(unset)"
     if isinstance(value, bool):
         return "1" if value else "0"
     return str(value)
