@@ -1,9 +1,9 @@
-"""What Linux's ``/proc/PID/stat`` says of a process: its state, parent, CPU time and start time.
+"""What Linux's ``/proc/PID/stat`` says of a process: its state, parent, CPU time, start time and memory.
 
 A pid alone does not name a process for long: once it ends the OS hands the pid to another.
 With its start time it does, which is how the warm pool tells whether the Dagster process it
 serves is still there and the run launcher whether a run's worker is. The pool also reads its
-CLIs' CPU time here. One parser for all of them: the command name in parentheses may itself hold
+CLIs' CPU time here, and the benchmark a process tree's memory. One parser for all of them: the command name in parentheses may itself hold
 spaces and parentheses, so the fields are counted after its last ``)``.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class ProcessStat:
     parent: int
     cpu_ticks: int  # user + system, in clock ticks
     start_ticks: int  # clock ticks after boot
+    rss_bytes: int  # resident memory
 
 
 def process_stat(pid: int) -> ProcessStat | None:
@@ -31,7 +33,7 @@ def process_stat(pid: int) -> ProcessStat | None:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return ProcessStat(
             state=fields[0], parent=int(fields[1]), cpu_ticks=int(fields[11]) + int(fields[12]),
-            start_ticks=int(fields[19]),
+            start_ticks=int(fields[19]), rss_bytes=int(fields[21]) * PAGE_BYTES,
         )
     except (OSError, IndexError, ValueError):
         return None

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from nh_assets.process_stat import process_stat
 from nh_assets.registry import CONCURRENCY_LIMITS, Registry, load_registry
 from nh_assets_tests.fakes import pipeline_env, shared_fake_api
 from nh_assets_tests.registry_order import topological_order
@@ -151,15 +152,9 @@ class TreeMemory(threading.Thread):
         parents: dict[int, int] = {}
         rss: dict[int, int] = {}
         for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                fields = stat.rsplit(")", 1)[1].split()
-                parents[int(entry)] = int(fields[1])
-                rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-            except (OSError, IndexError, ValueError):
-                continue
+            stat = process_stat(int(entry)) if entry.isdigit() else None
+            if stat is not None:
+                parents[int(entry)], rss[int(entry)] = stat.parent, stat.rss_bytes
         members, frontier = {self.root_pid}, [self.root_pid]
         while frontier:
             pid = frontier.pop()

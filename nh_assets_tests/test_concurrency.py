@@ -26,6 +26,7 @@ from nh_assets.registry import load_registry
 from nh_assets.gemini.process_slots import ProcessSlots
 from nh_assets.gemini.rate_limit import SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import SQLiteStore
+from nh_assets.process_stat import process_stat
 from nh_assets.settings import REPO_ROOT
 from nh_assets_tests.dagster_server import DagsterServer, overlaps, run_span, running_dagster, wait_for_runs
 from nh_assets_tests.fakes import pipeline_env
@@ -313,11 +314,8 @@ def test_multi_run_backfill_runs_novelty_filter_only_after_yesterdays_concepts(s
 
 
 def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
-    except FileNotFoundError:
-        return False
+    stat = process_stat(pid)
+    return stat is not None and stat.state not in {"Z", "X"}
 
 
 def test_terminating_a_run_kills_its_cli_and_frees_the_process_slot(server):

@@ -13,6 +13,7 @@ import pytest
 from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
 from nh_assets.gemini.resource import GeminiCLIResource
+from nh_assets.process_stat import process_stat
 from nh_assets_tests.fakes import shared_fake_api
 
 PROMPT = "NEUROHELIX PROMPT: ai_ecosystem_watch\nDATE: 2026-11-20\nRESPONSE FORMAT: markdown\n\nSummarise."
@@ -122,11 +123,8 @@ def test_timeout_kills_the_whole_process_group(tmp_path, fake_cli, fake_cli_env,
 
 def _alive(pid: int) -> bool:
     """Running or sleeping; a zombie (killed, not yet reaped by PID 1) counts as dead."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state not in {"Z", "X"}
+    stat = process_stat(pid)
+    return stat is not None and stat.state not in {"Z", "X"}
 
 
 @pytest.mark.parametrize(
