@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -126,9 +127,18 @@ def stop_process_group(proc: subprocess.Popen, grace_s: float = 30) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below the kernel's ephemeral range. A port asked of the kernel (bind to 0) is
+    free only until a child binds it seconds later, and meanwhile Dagster takes its own gRPC ports
+    from the same range; below it, only the tests' own choices can meet."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    while True:
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def _wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout_s: float) -> None:

@@ -108,7 +108,6 @@ def test_a_pid_given_to_a_later_process_is_not_the_worker():
 DAYS = ["2026-11-03", "2026-11-04", "2026-11-05"]
 ASSET = "emergent_open_source"
 POOL = pool_name(load_registry(REPO_ROOT / "registry" / "prompts.tsv").by_id(ASSET).concurrency_class)
-LATENCY_S = 8.0  # the fake CLI's answer time: long enough to find two calls in flight
 RUN_FAILURE = DagsterEventType.RUN_FAILURE
 
 
@@ -211,8 +210,9 @@ def _wait_for_backfill(server, backfill_id: str, timeout_s: float = 360) -> str:
 
 
 def test_a_daemon_killed_with_its_service_mid_backfill_then_restarted_completes_it_one_run_per_day(tmp_path):
-    calls_log = tmp_path / "calls.jsonl"
-    fake = {"FAKE_GEMINI_LATENCY": str(LATENCY_S), "FAKE_GEMINI_LOG": str(calls_log)}
+    calls_log, release = tmp_path / "calls.jsonl", tmp_path / "release_the_calls"
+    # Calls wait for the release, made after the kill: two of them in flight is a state to wait for.
+    fake = {"FAKE_GEMINI_HOLD_UNTIL": str(release), "FAKE_GEMINI_LOG": str(calls_log)}
     env = {**os.environ, **pipeline_env(tmp_path, **fake, PYTHONWARNINGS="ignore")}
     home = Path(env["DAGSTER_HOME"])
     ranges = {"range": {"start": DAYS[0], "end": DAYS[-1]}}
@@ -225,6 +225,7 @@ def test_a_daemon_killed_with_its_service_mid_backfill_then_restarted_completes_
             at_kill, killed = _kill_when_busy(daemon, instance, backfill_id, env["NH_GEMINI_CLI"], calls_log)
         finally:
             stop_process_group(daemon)
+        release.touch()
         restarted = start_daemon(env, home / "daemon_restarted.log")
         try:
             status = _wait_for_backfill(server, backfill_id)

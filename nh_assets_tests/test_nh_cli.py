@@ -163,8 +163,11 @@ def test_two_runs_of_one_day_the_second_waits_in_the_queue(stack):
         deadline = time.monotonic() + 120
         while not instance.get_run_by_id(first_id).is_finished:
             assert time.monotonic() < deadline, "the first run did not finish"
+            # The second run's status first: statuses only move forward, so if the first run is
+            # still STARTED after it, the second's was read while the first ran.
+            second_status = instance.get_run_by_id(second_id).status
             if instance.get_run_by_id(first_id).status == dg.DagsterRunStatus.STARTED:
-                seen_while_first_ran.add(instance.get_run_by_id(second_id).status)
+                seen_while_first_ran.add(second_status)
             time.sleep(0.2)
         records = wait_for_runs(instance, [first_id, second_id])
     assert seen_while_first_ran == {dg.DagsterRunStatus.QUEUED}

@@ -11,6 +11,9 @@ environment variables:
 - ``FAKE_GEMINI_FAIL_N``: with fail_n, how many calls fail before calls succeed
 - ``FAKE_GEMINI_ONLY_FOR``: apply the scenario only to this prompt id (others succeed)
 - ``FAKE_GEMINI_LATENCY``: seconds to sleep before answering
+- ``FAKE_GEMINI_HOLD_UNTIL``: a file; the call answers only once it exists (at most 10 minutes later)
+- ``FAKE_GEMINI_RENDEZVOUS``: ``DIR:N``; while DIR exists, a call marks its day there and answers only
+  once calls of N different days have started (at most 2 minutes later)
 - ``FAKE_GEMINI_STATE``: directory for the call counter and the hang scenario's pid files
 - ``FAKE_GEMINI_LOG``: JSONL file receiving one record per call (argv flags, prompt, cwd, times)
 - ``FAKE_GEMINI_API_REQUESTS``: API requests one answered call makes (default 1; a search loop makes 3)
@@ -68,6 +71,20 @@ def _flag(argv: list[str], name: str) -> str | None:
     return argv[argv.index(name) + 1] if name in argv and argv.index(name) + 1 < len(argv) else None
 
 
+def _meet(rendezvous: str, prompt: str) -> None:
+    """Calls of different days meet before answering: runs that should overlap then do, on any
+    machine load, and runs that were wrongly kept apart still are (the wait gives up)."""
+    where, days = rendezvous.rsplit(":", 1)
+    folder = Path(where)
+    if not folder.is_dir():
+        return
+    day = next((l.split(":", 1)[1].strip() for l in prompt.splitlines() if l.startswith("DATE:")), "unknown")
+    (folder / day).touch()
+    give_up = time.monotonic() + 120
+    while len(list(folder.iterdir())) < int(days) and time.monotonic() < give_up:
+        time.sleep(0.1)
+
+
 def _next_call_number(state: Path) -> int:
     state.mkdir(parents=True, exist_ok=True)
     counter = state / "calls"
@@ -92,6 +109,13 @@ def main() -> int:
     stdin_data = sys.stdin.read() if not sys.stdin.closed else ""
 
     time.sleep(float(os.environ.get("FAKE_GEMINI_LATENCY", "0")))
+    if rendezvous := os.environ.get("FAKE_GEMINI_RENDEZVOUS"):
+        _meet(rendezvous, prompt)
+    if hold := os.environ.get("FAKE_GEMINI_HOLD_UNTIL"):
+        # A test's moment to act on calls in flight is then a state it waits for, not a race.
+        give_up = time.monotonic() + 600
+        while not Path(hold).exists() and time.monotonic() < give_up:
+            time.sleep(0.1)
     log = os.environ.get("FAKE_GEMINI_LOG")
 
     def record(outcome: str) -> None:
