@@ -89,7 +89,7 @@ def mask(value: str, secret: str) -> str:
 
 
 def _shown(value: object) -> str:
-    if value is None:
+    if value is None or value == "":
         return "(unset)"
     if isinstance(value, bool):
         return "1" if value else "0"
