@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REGISTRY_PATH = REPO_ROOT / "registry" / "prompts.tsv"
@@ -239,6 +240,16 @@ class Settings(BaseSettings):
                 f"must start with {POSTGRES_URL_SCHEME} (got scheme {scheme!r}): "
                 f"write it as {POSTGRES_URL_SCHEME}USER:PASSWORD@HOST:5432/DB"
             )
+        # SQLAlchemy ends the password at its first "@" (the bucket's parser takes the last), so
+        # Dagster's storage would try a host named after the rest of the password.
+        try:
+            host = make_url(url).host or "" if url else ""
+        except Exception:  # SQLAlchemy's message quotes the URL, password and all
+            raise _problem(
+                f"is not a URL Dagster's storage can read: write it as {POSTGRES_URL_SCHEME}USER:PASSWORD@HOST:5432/DB"
+            ) from None
+        if "@" in host:
+            raise _problem("its password holds a raw @, which Dagster's storage reads as the end of it: write it as %40")
         return value
 
     # -- fields together ----------------------------------------------------------------------

@@ -82,3 +82,26 @@ def test_the_given_environment_is_the_only_source(monkeypatch):
     assert load_settings().rate_per_day == 7
     assert load_settings({}).rate_per_day == 1000
     assert load_settings(dict(os.environ, NH_RATE_PER_DAY="9")).rate_per_day == 9
+
+
+@pytest.mark.parametrize(
+    ("password", "refused"),
+    [("p@ss", "its password holds a raw @"), ("p%40ss", None), ("p/s#s?", None)],
+)
+def test_a_storage_url_is_read_as_dagster_will_read_it(password, refused):
+    """Dagster's storage parses NH_POSTGRES_URL with SQLAlchemy, whose password ends at the first @."""
+    env = {"NH_POSTGRES_URL": f"postgresql+psycopg2://nh:{password}-QXJ7@db.internal:5432/nh"}
+    if refused is None:
+        assert load_settings(env).rate_limit_url_env == "NH_POSTGRES_URL"
+        return
+    with pytest.raises(SettingsError) as bad:
+        load_settings(env)
+    assert f"NH_POSTGRES_URL: {refused}" in str(bad.value) and "%40" in str(bad.value)
+    assert "QXJ7" not in str(bad.value)
+
+
+def test_an_unreadable_storage_url_is_refused_without_quoting_it():
+    with pytest.raises(SettingsError) as bad:
+        load_settings({"NH_POSTGRES_URL": "postgresql+psycopg2://nh:pw-QXJ6@db.internal:port/nh"})
+    assert "NH_POSTGRES_URL: is not a URL Dagster's storage can read" in str(bad.value)
+    assert "QXJ6" not in str(bad.value)
