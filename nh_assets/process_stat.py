@@ -3,8 +3,9 @@
 A pid alone does not name a process for long: once it ends the OS hands the pid to another.
 With its start time it does, which is how the warm pool tells whether the Dagster process it
 serves is still there and the run launcher whether a run's worker is. The pool also reads its
-CLIs' CPU time here, and the benchmark a process tree's memory. One parser for all of them: the command name in parentheses may itself hold
-spaces and parentheses, so the fields are counted after its last ``)``.
+CLIs' CPU time here, and the benchmark a process tree's memory. One parser for all of them: the
+command name in parentheses may itself hold spaces and parentheses, so the fields are counted
+after its last ``)``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ class ProcessStat:
     cpu_ticks: int  # user + system, in clock ticks
     start_ticks: int  # clock ticks after boot
     rss_bytes: int  # resident memory
+
+    @property
+    def exited(self) -> bool:
+        """A zombie has exited (only its parent has not reaped it yet), as has a dead one."""
+        return self.state in ("Z", "X")
 
 
 def process_stat(pid: int) -> ProcessStat | None:

@@ -63,7 +63,7 @@ def _pool_processes(tmp_path: Path) -> tuple[list[int], list[int]]:
         try:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
             stat = process_stat(int(entry))
-            if stat is None or stat.state == "Z":
+            if stat is None or stat.exited:
                 continue
             parents[int(entry)] = (stat.parent, cmdline)
             if b"nh_assets.gemini.acp.service" in cmdline and os.readlink(f"/proc/{entry}/cwd") == pool_dir:

@@ -325,7 +325,7 @@ def test_multi_run_backfill_runs_novelty_filter_only_after_yesterdays_concepts(s
 
 def _alive(pid: int) -> bool:
     stat = process_stat(pid)
-    return stat is not None and stat.state not in {"Z", "X"}
+    return stat is not None and not stat.exited
 
 
 def test_terminating_a_run_kills_its_cli_and_frees_the_process_slot(server):

@@ -124,7 +124,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path, fake_cli, fake_cli_env,
 def _alive(pid: int) -> bool:
     """Running or sleeping; a zombie (killed, not yet reaped by PID 1) counts as dead."""
     stat = process_stat(pid)
-    return stat is not None and stat.state not in {"Z", "X"}
+    return stat is not None and not stat.exited
 
 
 @pytest.mark.parametrize(

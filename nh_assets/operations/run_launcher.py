@@ -46,7 +46,7 @@ def process_alive_since(pid: int, since: float) -> bool:
             pass
         return True
     stat = process_stat(pid)
-    if stat is None or stat.state in ("Z", "X"):
+    if stat is None or stat.exited:
         return False
     return started_at(stat) <= since + START_SLACK_S
 
