@@ -80,8 +80,13 @@ def _meet(rendezvous: str, prompt: str) -> None:
         return
     day = next((l.split(":", 1)[1].strip() for l in prompt.splitlines() if l.startswith("DATE:")), "unknown")
     (folder / day).touch()
-    give_up = time.monotonic() + 120
-    while len(list(folder.iterdir())) < int(days) and time.monotonic() < give_up:
+    _wait_until(lambda: len(list(folder.iterdir())) >= int(days), timeout_s=120)
+
+
+def _wait_until(condition, timeout_s: float) -> None:
+    """Until the test's condition holds; then, or at the bound, the call goes on."""
+    give_up = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < give_up:
         time.sleep(0.1)
 
 
@@ -113,9 +118,7 @@ def main() -> int:
         _meet(rendezvous, prompt)
     if hold := os.environ.get("FAKE_GEMINI_HOLD_UNTIL"):
         # A test's moment to act on calls in flight is then a state it waits for, not a race.
-        give_up = time.monotonic() + 600
-        while not Path(hold).exists() and time.monotonic() < give_up:
-            time.sleep(0.1)
+        _wait_until(Path(hold).exists, timeout_s=600)
     log = os.environ.get("FAKE_GEMINI_LOG")
 
     def record(outcome: str) -> None:
