@@ -10,6 +10,7 @@ them; Dagster resolves their values at execution (``dg.EnvVar``), so they never 
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -25,6 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REGISTRY_PATH = REPO_ROOT / "registry" / "prompts.tsv"
 DEFAULT_SYSTEM_PROMPT_PATH = REPO_ROOT / "registry" / "system_prompt.md"
 POSTGRES_URL_SCHEME = "postgresql+psycopg2://"
+_POSTGRES_URL_FORM = f"{POSTGRES_URL_SCHEME}USER:PASSWORD@HOST:5432/DB"
 
 
 class SettingsError(Exception):
@@ -172,7 +175,10 @@ class Settings(BaseSettings):
 
     @classmethod
     def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, **_: PydanticBaseSettingsSource
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        **_: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Only what ``load_settings`` passes: it reads the environment it is given, so ``nh``
         (the environment plus ``.env``), preflight and the tests see exactly their own."""
@@ -233,23 +239,24 @@ class Settings(BaseSettings):
         """Dagster's Postgres storage reads NH_POSTGRES_URL through SQLAlchemy. SQLAlchemy 2.1 maps a
         bare ``postgresql://`` to psycopg 3, on which dagster-postgres 0.29's NOTIFY fails, so the
         driver must be named; caught here, where the message can say so, not deep in a run."""
-        url = value.get_secret_value() if value else ""
-        if url and not url.startswith(POSTGRES_URL_SCHEME):
+        if value is None:
+            return value
+        url = value.get_secret_value()
+        if not url.startswith(POSTGRES_URL_SCHEME):
             scheme = url.split("://", 1)[0] if "://" in url else "(none)"
             raise _problem(
-                f"must start with {POSTGRES_URL_SCHEME} (got scheme {scheme!r}): "
-                f"write it as {POSTGRES_URL_SCHEME}USER:PASSWORD@HOST:5432/DB"
+                f"must start with {POSTGRES_URL_SCHEME} (got scheme {scheme!r}): write it as {_POSTGRES_URL_FORM}"
             )
         # SQLAlchemy ends the password at its first "@" (the bucket's parser takes the last), so
         # Dagster's storage would try a host named after the rest of the password.
         try:
-            host = make_url(url).host or "" if url else ""
+            host = make_url(url).host or ""
         except Exception:  # SQLAlchemy's message quotes the URL, password and all
-            raise _problem(
-                f"is not a URL Dagster's storage can read: write it as {POSTGRES_URL_SCHEME}USER:PASSWORD@HOST:5432/DB"
-            ) from None
+            raise _problem(f"is not a URL Dagster's storage can read: write it as {_POSTGRES_URL_FORM}") from None
         if "@" in host:
-            raise _problem("its password holds a raw @, which Dagster's storage reads as the end of it: write it as %40")
+            raise _problem(
+                "its password holds a raw @, which Dagster's storage reads as the end of it: write it as %40"
+            )
         return value
 
     # -- fields together ----------------------------------------------------------------------
@@ -258,7 +265,7 @@ class Settings(BaseSettings):
         if self.rate_limit_backend == "postgres" and not self.rate_limit_url_env:
             raise _problem(
                 "NH_RATE_LIMIT_BACKEND=postgres needs a database: set NH_POSTGRES_URL "
-                f"(or NH_RATE_LIMIT_POSTGRES_URL) to {POSTGRES_URL_SCHEME}USER:PASSWORD@HOST:5432/DB"
+                f"(or NH_RATE_LIMIT_POSTGRES_URL) to {_POSTGRES_URL_FORM}"
             )
         if self.executor == "celery" and self.celery_broker is None:
             raise _problem(
@@ -290,6 +297,11 @@ class Settings(BaseSettings):
     @property
     def alert_webhook_set(self) -> bool:
         return self.alert_webhook is not None
+
+
+def is_secret(field: FieldInfo) -> bool:
+    """A field holding a secret: shown masked by ``nh config``, never in a repr or an error."""
+    return SecretStr in (field.annotation, *typing.get_args(field.annotation))
 
 
 class _Environment(EnvSettingsSource):

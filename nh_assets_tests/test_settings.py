@@ -4,13 +4,11 @@ errors that name the variable and never show a secret."""
 from __future__ import annotations
 
 import os
-import typing
 
 import pytest
-from pydantic import SecretStr
 
 from nh_assets.cli.config import VARIABLES
-from nh_assets.settings import Settings, SettingsError, load_settings
+from nh_assets.settings import Settings, SettingsError, is_secret, load_settings
 
 SECRET = "postgresql+psycopg2://nh:pw-QXJ9-secret@db.internal:5432/nh"
 
@@ -27,8 +25,7 @@ def test_every_field_names_its_variable_once_and_nh_config_lists_it():
 
 
 def test_secrets_are_secret_strings_hidden_from_repr_and_errors():
-    secret_fields = {name for name, f in Settings.model_fields.items()
-                     if SecretStr in (f.annotation, *typing.get_args(f.annotation))}
+    secret_fields = {name for name, field in Settings.model_fields.items() if is_secret(field)}
     assert {"postgres_url", "cloudflare_api_token", "alert_webhook", "celery_broker"} <= secret_fields
     settings = load_settings({"NH_POSTGRES_URL": SECRET, "CLOUDFLARE_API_TOKEN": "cf-QXJ8-token"})
     assert SECRET not in repr(settings) and "cf-QXJ8-token" not in repr(settings)

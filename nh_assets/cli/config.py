@@ -11,18 +11,16 @@ misspelt name otherwise fails silently by falling back to the default.
 from __future__ import annotations
 
 import re
-import typing
 import urllib.parse
 from dataclasses import dataclass
 
-from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from nh_assets.cli.environment import DOTENV_NAME, Environment, default_dagster_home, webserver_url
 from nh_assets.cli.exit_codes import INVALID, OK
 from nh_assets.cli.output import print_json, table
 from nh_assets.settings import registry_path_from_env
-from nh_assets.settings import Settings, SettingsError, load_settings
+from nh_assets.settings import Settings, SettingsError, is_secret, load_settings
 
 PLAIN, URL, TOKEN = "plain", "url", "token"
 MASK = "***"
@@ -53,7 +51,7 @@ _OTHERS: tuple[Variable, ...] = (
 def _setting(name: str, field: FieldInfo) -> Variable:
     """A row from the settings' own declaration: its variable, how to show it, and what it means."""
     variable = str(field.validation_alias)
-    if SecretStr in (field.annotation, *typing.get_args(field.annotation)):
+    if is_secret(field):
         secret = URL if variable.endswith(("_URL", "_BROKER")) else TOKEN
     else:
         secret = URL if variable.endswith("_URL") else PLAIN
