@@ -1,9 +1,9 @@
 """Benchmark: orchestration overhead, wall time against the schedule's lower bound, rate-limit
 adherence over a multi-day backfill, and peak memory. A script that prints figures, not a test.
 
-    .venv/bin/python -m nh_assets_tests.bench                 # all parts, L = 5 s
-    .venv/bin/python -m nh_assets_tests.bench --latency 5 --days 3 --rate 30 --parts one,backfill
-    .venv/bin/python -m nh_assets_tests.bench --instance postgres   # storage and bucket on PostgreSQL
+    .venv/bin/python -m benchmarks.day                 # all parts, L = 5 s
+    .venv/bin/python -m benchmarks.day --latency 5 --days 3 --rate 30 --parts one,backfill
+    .venv/bin/python -m benchmarks.day --instance postgres   # storage and bucket on PostgreSQL
 
 Everything runs for real: a temporary Dagster instance (SQLite, or with ``--instance postgres`` a
 private PostgreSQL server holding storage and the Gemini bucket) with the repo's dagster.yaml and
@@ -33,8 +33,8 @@ import dagster as dg
 
 from nh_assets.process_stat import process_stat
 from nh_assets.registry import CONCURRENCY_LIMITS, Registry, load_registry
-from nh_assets_tests.fakes import pipeline_env, shared_fake_api
-from nh_assets_tests.registry_order import topological_order
+from nh_assets_tests.support.fakes import pipeline_env, shared_fake_api
+from nh_assets_tests.support.registry_order import topological_order
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 
@@ -258,7 +258,7 @@ def max_in_window(times: list[float], window: float = 60.0) -> int:
 
 
 def backfill(days: list[str], latency: float, rate: int, registry: Registry) -> dict:
-    from nh_assets_tests.dagster_server import running_dagster
+    from nh_assets_tests.support.dagster_server import running_dagster
 
     with tempfile.TemporaryDirectory(prefix="nh-bench-backfill-") as tmp:
         env = make_env(Path(tmp), latency, rate=rate)
@@ -299,7 +299,7 @@ def backfill(days: list[str], latency: float, rate: int, registry: Registry) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nh_assets_tests.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.day", description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=5.0, help="fake Gemini latency L per call, seconds")
     parser.add_argument("--days", type=int, default=3, help="days in the backfill")
     parser.add_argument("--rate", type=int, default=20, help="rate limit R per minute during the backfill")
@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with contextlib.ExitStack() as stack:
         if args.instance == "postgres":
-            from nh_assets_tests.postgres_server import dagster_url, running_postgres
+            from nh_assets_tests.support.postgres_server import dagster_url, running_postgres
 
             server = stack.enter_context(running_postgres())
             print(f"instance: PostgreSQL on 127.0.0.1:{server.port} (storage and Gemini bucket)")

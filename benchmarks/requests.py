@@ -1,6 +1,6 @@
 """Benchmark: what one day's prompts cost at the API, the CLI's defaults against the research setup.
 
-    .venv/bin/python -m nh_assets_tests.bench_requests [--day 2026-11-22]
+    .venv/bin/python -m benchmarks.requests [--day 2026-11-22]
 
 A script that prints figures, not a test. Every call goes through the real, pinned Gemini CLI to
 the project's fake Gemini API, which logs each request's size, tools, temperature and token
@@ -41,7 +41,7 @@ from nh_assets.prompts.rendering import render_prompt
 from nh_assets.prompts.upstream import collect_upstream
 from nh_assets.registry import PromptSpec, load_registry
 from nh_assets.settings import REPO_ROOT, load_settings, registry_path_from_env
-from nh_assets_tests.fakes import pipeline_env
+from nh_assets_tests.support.fakes import pipeline_env
 
 GEMINI = REPO_ROOT / "node_modules" / ".bin" / "gemini"
 
@@ -94,7 +94,7 @@ def _summary(label: str, calls: list[tuple[PromptSpec, list[dict]]]) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m nh_assets_tests.bench_requests")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.requests")
     parser.add_argument("--day", default="2026-11-22")
     args = parser.parse_args()
     load = os.getloadavg()[0]

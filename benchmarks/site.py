@@ -1,6 +1,6 @@
 """Benchmark of the site build (a script that prints figures, not a test).
 
-    .venv/bin/python -m nh_assets_tests.bench_site [--days 1100]
+    .venv/bin/python -m benchmarks.site [--days 1100]
 
 Writes DAYS synthetic days (three years at the default) under a temporary directory, then
 prints: the full build time, a one-day incremental build time (one day's copy changed), what a
@@ -24,8 +24,8 @@ from pathlib import Path
 from nh_assets.publishing.site.day_input import write_day
 from nh_assets.publishing.site.site_build import SitePaths, build_site
 from nh_assets.settings import load_settings
-from nh_assets_tests.browser import CHROMIUM, CHROMIUM_ARGS
-from nh_assets_tests.site_days import days_back, synthetic_day
+from nh_assets_tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from nh_assets_tests.support.site_days import days_back, synthetic_day
 
 PLANTED = "quetzalcoatlus"
 

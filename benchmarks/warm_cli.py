@@ -1,7 +1,7 @@
 """Benchmark: the warm pool (ACP) against one CLI per call, side by side, with the REAL Gemini CLI.
 
-    .venv/bin/python -m nh_assets_tests.bench_acp                       # L = 5 and 20 s, backfill
-    .venv/bin/python -m nh_assets_tests.bench_acp --latencies 5 --parts day
+    .venv/bin/python -m benchmarks.warm_cli                       # L = 5 and 20 s, backfill
+    .venv/bin/python -m benchmarks.warm_cli --latencies 5 --parts day
 
 A script that prints figures, not a test. Each figure is measured for both transports in one
 invocation, one right after the other, with the machine's load average printed beside it:
@@ -38,8 +38,8 @@ import dagster as dg
 from nh_assets.demo.api import FakeGeminiAPI
 from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT
-from nh_assets_tests.bench import DAGSTER, TreeMemory, lower_bound_s
-from nh_assets_tests.fakes import pipeline_env
+from benchmarks.day import DAGSTER, TreeMemory, lower_bound_s
+from nh_assets_tests.support.fakes import pipeline_env
 
 GEMINI = REPO_ROOT / "node_modules" / ".bin" / "gemini"
 PR_SET_CHILD_SUBREAPER = 36
@@ -173,7 +173,7 @@ def one_day(transport: str, latency: float, day: str) -> dict:
 
 
 def backfill(transport: str, days: list[str], rate: int, latency: float, registry) -> dict:
-    from nh_assets_tests.dagster_server import running_dagster
+    from nh_assets_tests.support.dagster_server import running_dagster
 
     with tempfile.TemporaryDirectory(prefix="nh-bench-acp-bf-") as tmp, AnswerAfter(latency) as api:
         env, cpu_log = _env(Path(tmp), api, transport, rate=rate)
@@ -228,7 +228,7 @@ def _print_steady(r: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nh_assets_tests.bench_acp", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.warm_cli", description=__doc__.splitlines()[0])
     parser.add_argument("--latencies", default="5,20", help="comma list of answer latencies L, seconds")
     parser.add_argument("--parts", default="day,backfill", help="comma list: day, backfill")
     parser.add_argument("--days", type=int, default=3, help="days in the backfill")

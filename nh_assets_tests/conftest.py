@@ -14,7 +14,7 @@ import pytest
 from nh_assets.child_env import PASSTHROUGH_ENV
 from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT, load_settings
-from nh_assets_tests.fakes import FAKES_PASSTHROUGH, install_fake, shared_fake_api
+from nh_assets_tests.support.fakes import FAKES_PASSTHROUGH, install_fake, shared_fake_api
 
 # Nothing in the tests may head for Google: an endpoint a test forgot to set points at a closed
 # loopback port instead, so the test fails at once and no request leaves the machine.
@@ -26,7 +26,7 @@ os.environ.setdefault("CODE_ASSIST_ENDPOINT", "http://127.0.0.1:9")
 # (nh_assets.child_env): the tests name theirs the way an operator names a site's own variables.
 os.environ.setdefault(PASSTHROUGH_ENV, FAKES_PASSTHROUGH)
 
-pytest_plugins = ["nh_assets_tests.gemini_api_fixtures", "nh_assets_tests.browser", "nh_assets_tests.postgres_fixtures"]
+pytest_plugins = ["nh_assets_tests.support.gemini_api_fixtures", "nh_assets_tests.support.browser", "nh_assets_tests.support.postgres_fixtures"]
 
 @pytest.fixture
 def fake_cli(tmp_path: Path) -> Path:

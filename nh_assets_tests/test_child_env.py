@@ -12,9 +12,9 @@ from nh_assets.gemini.call import ModelCall
 from nh_assets.child_env import GEMINI_CLI, PASSTHROUGH_ENV, SITE_BUILD, WRANGLER, child_env
 from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.publishing.wrangler import WranglerResource
-from nh_assets_tests.fakes import install_fake
+from nh_assets_tests.support.fakes import install_fake
 
-ENV_DUMP = "nh_assets_tests.fakes.env_dump"
+ENV_DUMP = "nh_assets_tests.support.fakes.env_dump"
 SECRETS = {
     "GEMINI_API_KEY": "AIzaSy-gemini-key-0001",
     "GOOGLE_APPLICATION_CREDENTIALS": "/secrets/vertex-sa.json",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nh_assets.definitions import build_definitions
 from nh_assets.pools import pool_name
-from nh_assets_tests.registry_order import ids
+from nh_assets_tests.support.registry_order import ids
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 

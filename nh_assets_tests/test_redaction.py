@@ -14,7 +14,7 @@ from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.rate_limit_stores import PostgresStore, RateLimitStoreError
 from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.redaction import Redactor, redact, redact_url, secret_values
-from nh_assets_tests.dagster_server import free_port
+from nh_assets_tests.support.dagster_server import free_port
 
 PASSWORD_FORMS = [
     # (text, the secret it must lose, what must survive)

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure the real programs the tests drive exist, from Debian's packages (apt):
-#   chromium     headless browser for the UI tests (nh_assets_tests/test_ui_browser.py); Playwright
+#   chromium     headless browser for the UI tests (nh_assets_tests/e2e/test_ui_browser.py); Playwright
 #                only drives it, we never run `playwright install` (unreproducible downloads);
 #   postgresql   a real PostgreSQL server: the tests start private clusters with initdb/pg_ctl
-#                (nh_assets_tests/postgres_server.py); the Debian service itself is not used;
+#                (nh_assets_tests/support/postgres_server.py); the Debian service itself is not used;
 #   redis-server the Celery broker of the multi-machine deployment test (deploy/celery/).
 # Idempotent: does nothing when everything is already there. Needs root or sudo to install.
 set -euo pipefail

@@ -211,7 +211,7 @@ class Webserver:
     def launch_backfill(self, start: str, end: str, asset_keys: Sequence[str], title: str) -> str:
         """A multi-run asset backfill of exactly ``start..end`` for every asset: ``partitionsByAssets``
         rather than ``partitionNames``, which Dagster applies to the selection's roots and maps
-        downstream (shifting ``novelty_filter`` a day past the range, nh_assets_tests/test_concurrency)."""
+        downstream (shifting ``novelty_filter`` a day past the range, nh_assets_tests/e2e/test_concurrency)."""
         rng = {"range": {"start": start, "end": end}}
         params = {
             "partitionsByAssets": [{"assetKey": {"path": [key]}, "partitions": rng} for key in asset_keys],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nh_assets_tests.bench import lower_bound_s, max_in_window
+from benchmarks.day import lower_bound_s, max_in_window
 
 
 def test_max_in_window_counts_a_half_open_sliding_window():

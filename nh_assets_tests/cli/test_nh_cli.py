@@ -22,8 +22,8 @@ from nh_assets.cli import exit_codes
 from nh_assets.registry import load_registry
 from nh_assets.registry.__main__ import EXIT_INVALID
 from nh_assets.settings import REPO_ROOT
-from nh_assets_tests.dagster_server import free_port, overlaps, run_span, running_dagster, wait_for_runs
-from nh_assets_tests.fakes import pipeline_env
+from nh_assets_tests.support.dagster_server import free_port, overlaps, run_span, running_dagster, wait_for_runs
+from nh_assets_tests.support.fakes import pipeline_env
 
 NH = Path(sys.executable).parent / "nh"
 REGISTRY = load_registry(REPO_ROOT / "registry" / "prompts.tsv")

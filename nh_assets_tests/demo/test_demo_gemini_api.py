@@ -1,6 +1,6 @@
 """The fake Gemini API, unit-tested over HTTP and driven by the REAL gemini CLI.
 
-Fixtures come from ``nh_assets_tests/gemini_api_fixtures.py``.  The CLI runs
+Fixtures come from ``nh_assets_tests/support/gemini_api_fixtures.py``.  The CLI runs
 as ``gemini -m gemini-2.5-flash -o json -p PROMPT`` with stdin closed and an
 empty temporary cwd.  Runtime is dominated by the 429 retry test (~5 s of CLI
 backoff); the whole module takes ~20 s.
@@ -19,7 +19,7 @@ from typing import Any
 
 from nh_assets.demo.answers import FAKE_LABEL, count_tokens, parse_prompt_contract, render_fake_response
 from nh_assets.demo.api import FakeGeminiAPI
-from nh_assets_tests.failing_api import FailingGeminiAPI
+from nh_assets_tests.support.failing_api import FailingGeminiAPI
 
 MODEL = "gemini-2.5-flash"
 

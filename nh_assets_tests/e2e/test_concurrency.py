@@ -29,8 +29,8 @@ from nh_assets.gemini.rate_limit import SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import SQLiteStore
 from nh_assets.process_stat import process_stat
 from nh_assets.settings import REPO_ROOT
-from nh_assets_tests.dagster_server import DagsterServer, overlaps, run_span, running_dagster, wait_for_runs
-from nh_assets_tests.fakes import pipeline_env
+from nh_assets_tests.support.dagster_server import DagsterServer, overlaps, run_span, running_dagster, wait_for_runs
+from nh_assets_tests.support.fakes import pipeline_env
 
 # fork: workers start at once (no re-import); each builds its own limiter or slots after the fork.
 _FORK = multiprocessing.get_context("fork")

@@ -18,10 +18,10 @@ from nh_assets.artifacts import ArtifactWriteError, write_atomic
 from nh_assets.operations.retention import FILES_REMOVED_KEY
 from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT
-from nh_assets_tests.fakes import pipeline_env
+from nh_assets_tests.support.fakes import pipeline_env
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
-INJECTION = str(Path(__file__).parent / "fault_injection")
+INJECTION = str(Path(__file__).resolve().parents[1] / "support" / "fault_injection")
 ASSET, DAY = "ai_ecosystem_watch", "2026-11-20"
 REGISTRY = load_registry(REPO_ROOT / "registry" / "prompts.tsv")
 

@@ -37,8 +37,8 @@ from nh_assets.pools import pool_name
 from nh_assets.process_stat import process_stat, started_at
 from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT
-from nh_assets_tests.dagster_server import overlaps, run_span, running_webserver, start_daemon, stop_process_group
-from nh_assets_tests.fakes import pipeline_env
+from nh_assets_tests.support.dagster_server import overlaps, run_span, running_webserver, start_daemon, stop_process_group
+from nh_assets_tests.support.fakes import pipeline_env
 
 # --- the run launcher's health check -------------------------------------------------------------
 

@@ -37,7 +37,7 @@ def _materialization(instance, key: str, day: str) -> dict:
 def two_days(tmp_path_factory, registry):
     """Materialize DAY1 then DAY2 with the fake CLI; shared by the tests below (slow-ish)."""
     from nh_assets.settings import load_settings
-    from nh_assets_tests.fakes import pipeline_env
+    from nh_assets_tests.support.fakes import pipeline_env
 
     base = tmp_path_factory.mktemp("two_days")
     env = pipeline_env(base)

@@ -25,10 +25,10 @@ import pytest
 import yaml
 
 from nh_assets.settings import REPO_ROOT, SettingsError, load_settings
-from nh_assets_tests.dagster_server import stop_process_group
-from nh_assets_tests.fakes import INSTANCE_YAML, install_fake, shared_fake_api
-from nh_assets_tests.postgres_server import dagster_url
-from nh_assets_tests.redis_server import running_redis
+from nh_assets_tests.support.dagster_server import stop_process_group
+from nh_assets_tests.support.fakes import INSTANCE_YAML, install_fake, shared_fake_api
+from nh_assets_tests.support.postgres_server import dagster_url
+from nh_assets_tests.support.redis_server import running_redis
 
 BIN = Path(sys.executable).parent
 DEPLOY = REPO_ROOT / "deploy" / "celery"

@@ -20,8 +20,8 @@ from nh_assets.operations.alerts import FailureAlertResource
 from nh_assets.operations.sensors import FAILURE_SENSOR_NAME
 from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT, load_settings
-from nh_assets_tests.dagster_server import free_port
-from nh_assets_tests.fakes import pipeline_env
+from nh_assets_tests.support.dagster_server import free_port
+from nh_assets_tests.support.fakes import pipeline_env
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY = "2026-11-20"

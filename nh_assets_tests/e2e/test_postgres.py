@@ -28,9 +28,9 @@ from nh_assets.gemini.failures import FailureKind, GeminiFailure
 from nh_assets.gemini.rate_limit_stores import TABLE
 from nh_assets.redaction import redact_url
 from nh_assets.settings import SettingsError, load_settings
-from nh_assets_tests.dagster_server import overlaps, run_span, running_dagster, wait_for_runs
-from nh_assets_tests.fakes import pipeline_env, shared_fake_api
-from nh_assets_tests.postgres_server import dagster_url
+from nh_assets_tests.support.dagster_server import overlaps, run_span, running_dagster, wait_for_runs
+from nh_assets_tests.support.fakes import pipeline_env, shared_fake_api
+from nh_assets_tests.support.postgres_server import dagster_url
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY = "2026-11-20"
@@ -87,7 +87,7 @@ def test_redact_url_hides_only_the_password():
 
 
 def test_an_unreachable_bucket_fails_the_call_in_one_line_without_the_password(tmp_path, fake_cli, fake_cli_env):
-    from nh_assets_tests.dagster_server import free_port
+    from nh_assets_tests.support.dagster_server import free_port
 
     url = f"postgresql://nh:s3cretpw@127.0.0.1:{free_port()}/nh"
     resource = GeminiCLIResource(
@@ -260,7 +260,7 @@ def test_a_second_run_of_the_same_day_waits_in_the_queue_with_postgres_storage(t
 def test_preflight_reads_the_postgres_bucket_and_names_an_unreachable_one(postgres_url):
     from nh_assets.operations.preflight import Level, check_rate_limit
     from nh_assets.gemini.rate_limit_stores import PostgresStore
-    from nh_assets_tests.dagster_server import free_port
+    from nh_assets_tests.support.dagster_server import free_port
 
     healthy = check_rate_limit(PostgresStore(postgres_url), 50, 1000)
     assert healthy.level is Level.OK and "0/50 in the last minute" in healthy.detail

@@ -31,8 +31,8 @@ from nh_assets.operations.alerts import summarize_failure
 from nh_assets.prompts.checks import SECTIONS_CHECK
 from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT, load_settings
-from nh_assets_tests.fakes import shared_fake_api
-from nh_assets_tests.sloppy_model import DROPPED_SECTION, SloppyModel, prompt_id_of
+from nh_assets_tests.support.fakes import shared_fake_api
+from nh_assets_tests.support.sloppy_model import DROPPED_SECTION, SloppyModel, prompt_id_of
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY1, DAY2 = "2026-11-21", "2026-11-22"

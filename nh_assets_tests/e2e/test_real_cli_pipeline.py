@@ -21,9 +21,9 @@ import pytest
 from nh_assets.artifacts import strip_front_matter
 from nh_assets.definitions import DAILY_JOB_NAME, build_definitions
 from nh_assets.settings import REPO_ROOT, load_settings
-from nh_assets_tests.dagster_server import free_port
+from nh_assets_tests.support.dagster_server import free_port
 from nh_assets.demo.api import FakeGeminiAPI
-from nh_assets_tests.fakes import shared_fake_api
+from nh_assets_tests.support.fakes import shared_fake_api
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY1, DAY2 = "2026-11-21", "2026-11-22"

@@ -26,9 +26,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from nh_assets.partitions import daily_partitions
 from nh_assets.formats.vocabulary import REPORT_SECTIONS
-from nh_assets_tests.browser import Screenshots, wait_for_backfill, wait_for_run
-from nh_assets_tests.dagster_server import DagsterServer, running_dagster
-from nh_assets_tests.fakes import FAKE_WRANGLER, install_fake, pipeline_env
+from nh_assets_tests.support.browser import Screenshots, wait_for_backfill, wait_for_run
+from nh_assets_tests.support.dagster_server import DagsterServer, running_dagster
+from nh_assets_tests.support.fakes import FAKE_WRANGLER, install_fake, pipeline_env
 
 pytestmark = pytest.mark.browser
 

@@ -14,7 +14,7 @@ from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
 from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.process_stat import process_stat
-from nh_assets_tests.fakes import shared_fake_api
+from nh_assets_tests.support.fakes import shared_fake_api
 
 PROMPT = "NEUROHELIX PROMPT: ai_ecosystem_watch\nDATE: 2026-11-20\nRESPONSE FORMAT: markdown\n\nSummarise."
 

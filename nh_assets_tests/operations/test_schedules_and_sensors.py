@@ -23,7 +23,7 @@ from nh_assets.operations.report_deadline import DEADLINE_JOB_NAME, DEADLINE_SCH
 from nh_assets.operations.schedules import DAILY_SCHEDULE_NAME
 from nh_assets.operations.sensors import AUTOMATION_SENSOR_NAME, FAILURE_SENSOR_NAME
 from nh_assets.settings import REPO_ROOT, load_settings
-from nh_assets_tests.fakes import pipeline_env
+from nh_assets_tests.support.fakes import pipeline_env
 
 DAY = "2026-11-20"
 SECRET_PATH = "/hooks/T000-secret-token"

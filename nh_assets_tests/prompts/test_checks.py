@@ -34,7 +34,7 @@ from nh_assets.operations.report_deadline import DEADLINE_JOB_NAME, ON_TIME_CHEC
 from nh_assets.partitions import daily_partitions
 from nh_assets.prompts.checks import SECTIONS_CHECK, check_specs_for, evaluate_checks
 from nh_assets.settings import load_settings
-from nh_assets_tests.fakes import pipeline_env
+from nh_assets_tests.support.fakes import pipeline_env
 
 DAY = "2026-11-20"
 UTC = timezone.utc

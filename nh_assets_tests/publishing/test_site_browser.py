@@ -18,8 +18,8 @@ import pytest
 from nh_assets.publishing.site.day_input import write_day
 from nh_assets.publishing.site.site_build import SitePaths, build_site
 from nh_assets.settings import load_settings
-from nh_assets_tests.browser import chromium_context
-from nh_assets_tests.site_days import days_back, synthetic_day
+from nh_assets_tests.support.browser import chromium_context
+from nh_assets_tests.support.site_days import days_back, synthetic_day
 
 pytestmark = pytest.mark.browser
 

@@ -16,8 +16,8 @@ from nh_assets.publishing.site.pages import PER_PAGE
 from nh_assets.publishing.site.search_index import SearchIndexError
 from nh_assets.publishing.site.site_build import SiteBuildError, SitePaths, build_site
 from nh_assets.settings import load_settings
-from nh_assets_tests.site_days import days_back, synthetic_day
-from nh_assets_tests.site_links import broken_links, refs_in
+from nh_assets_tests.support.site_days import days_back, synthetic_day
+from nh_assets_tests.support.site_links import broken_links, refs_in
 
 SITE_URL = "https://neurohelix.example"
 DAYS = days_back(date(2026, 11, 20), PER_PAGE + 6)  # two index pages

@@ -17,7 +17,7 @@ from nh_assets.definitions import DAILY_JOB_NAME, build_definitions
 from nh_assets.publishing.site.day_input import read_day
 from nh_assets.operations.retention import JOB_NAME as RETENTION_JOB
 from nh_assets.settings import load_settings
-from nh_assets_tests.fakes import pipeline_env
+from nh_assets_tests.support.fakes import pipeline_env
 
 DAY1, DAY2 = "2026-11-19", "2026-11-20"
 SITE = dg.AssetKey("site")

@@ -23,8 +23,8 @@ from nh_assets.publishing.site.day_input import write_day
 from nh_assets.publishing.pages_wrangler import parse_deployment_list
 from nh_assets.publishing.wrangler import classify_deploy_error, parse_deploy_output
 from nh_assets.settings import load_settings
-from nh_assets_tests.fakes import FAKE_WRANGLER, install_fake
-from nh_assets_tests.site_days import days_back, synthetic_day
+from nh_assets_tests.support.fakes import FAKE_WRANGLER, install_fake
+from nh_assets_tests.support.site_days import days_back, synthetic_day
 
 TOKEN = "cf-test-token-never-logged-4242"
 DAYS = days_back(date(2026, 11, 20), 3)

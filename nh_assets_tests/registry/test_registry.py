@@ -1,6 +1,6 @@
 """Tests of the prompt registry: the shipped TSV, every refusal, the CLI contract.
 
-Each bad registry under registry_cases/ declares what it must produce in
+Each bad registry under support/registry_cases/ declares what it must produce in
 ``# expect LINE:COLUMN: message-prefix`` comment lines, so adding a case is
 adding a file; the test demands exactly those problems and no others, which
 also proves that problems are collected rather than stopping at the first.
@@ -28,12 +28,11 @@ from nh_assets.registry import (
 )
 from nh_assets.registry.__main__ import EXIT_INVALID
 from nh_assets.prompts.rendering import render_prompt
-from nh_assets.settings import DEFAULT_REGISTRY_PATH, registry_path_from_env
-from nh_assets_tests.registry_order import ids, topological_order, waves
+from nh_assets.settings import DEFAULT_REGISTRY_PATH, REPO_ROOT, registry_path_from_env
+from nh_assets_tests.support.registry_order import ids, topological_order, waves
 from nh_assets.formats.vocabulary import REPORT_SECTIONS, TAG_CATEGORIES
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CASES_DIR = Path(__file__).resolve().parent / "registry_cases"
+CASES_DIR = Path(__file__).resolve().parents[1] / "support" / "registry_cases"
 CASES = sorted(CASES_DIR.glob("*.tsv"))
 PROBLEM_LINE = re.compile(r"^(?P<path>.+):(?P<line>\d+):(?P<column>[a-z_]+): (?P<message>.+)$")
 

@@ -1,7 +1,7 @@
 """Pytest fixtures for running the REAL ``@google/gemini-cli`` against the
 project's fake Gemini API (:mod:`nh_assets.demo.api`).
 
-Register with ``pytest_plugins = ["nh_assets_tests.gemini_api_fixtures"]``.
+Register with ``pytest_plugins = ["nh_assets_tests.support.gemini_api_fixtures"]``.
 
 Every settings key / env var used below was checked in the 0.61.0 CLI bundle
 (``node_modules/@google/gemini-cli/bundle``), not guessed:
@@ -40,8 +40,8 @@ import pytest
 
 from nh_assets.demo.api import FakeGeminiAPI
 from nh_assets.gemini.cli_home import HEADLESS_SETTINGS as CLI_SETTINGS
+from nh_assets.settings import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 GEMINI_CLI = REPO_ROOT / "node_modules" / ".bin" / "gemini"
 FAKE_API_KEY = "fake-key-for-tests"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from nh_assets_tests.postgres_server import PostgresServer, running_postgres
+from nh_assets_tests.support.postgres_server import PostgresServer, running_postgres
 
 
 @pytest.fixture(scope="session")

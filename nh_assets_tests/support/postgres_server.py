@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from nh_assets_tests.dagster_server import free_port
+from nh_assets_tests.support.dagster_server import free_port
 
 
 class PostgresUnavailable(RuntimeError):

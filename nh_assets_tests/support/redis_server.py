@@ -10,7 +10,7 @@ import subprocess
 import time
 from typing import Iterator
 
-from nh_assets_tests.dagster_server import free_port
+from nh_assets_tests.support.dagster_server import free_port
 
 
 class RedisUnavailable(RuntimeError):

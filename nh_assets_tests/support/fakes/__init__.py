@@ -14,8 +14,8 @@ from pathlib import Path
 from nh_assets.demo.api import FakeGeminiAPI
 from nh_assets.settings import REPO_ROOT
 
-FAKE_GEMINI = "nh_assets_tests.fakes.fake_gemini_cli"
-FAKE_WRANGLER = "nh_assets_tests.fakes.fake_wrangler"
+FAKE_GEMINI = "nh_assets_tests.support.fakes.fake_gemini_cli"
+FAKE_WRANGLER = "nh_assets_tests.support.fakes.fake_wrangler"
 # What a child must see of the fakes' own variables (NH_CHILD_ENV_PASSTHROUGH, see nh_assets.child_env).
 FAKES_PASSTHROUGH = "FAKE_GEMINI_*,FAKE_WRANGLER_*"
 
