@@ -7,7 +7,7 @@ import collections
 
 import pytest
 
-from nh_assets.gemini.acp.connection import CliExited, WarmCli
+from nh_assets.gemini.warm_cli.connection import CliExited, WarmCli
 
 
 def test_a_cli_that_exits_at_start_is_described_by_its_exit_code_every_time(tmp_path):

@@ -66,7 +66,7 @@ def _pool_processes(tmp_path: Path) -> tuple[list[int], list[int]]:
             if stat is None or stat.exited:
                 continue
             parents[int(entry)] = (stat.parent, cmdline)
-            if b"nh_assets.gemini.acp.service" in cmdline and os.readlink(f"/proc/{entry}/cwd") == pool_dir:
+            if b"nh_assets.gemini.warm_cli.service" in cmdline and os.readlink(f"/proc/{entry}/cwd") == pool_dir:
                 services.append(int(entry))
         except OSError:
             continue

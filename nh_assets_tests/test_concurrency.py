@@ -24,7 +24,7 @@ import dagster as dg
 import pytest
 
 from nh_assets.registry import load_registry
-from nh_assets.gemini.process_slots import ProcessSlots
+from nh_assets.gemini.process_permits import ProcessSlots
 from nh_assets.gemini.rate_limit import SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import SQLiteStore
 from nh_assets.process_stat import process_stat

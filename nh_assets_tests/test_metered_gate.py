@@ -11,8 +11,8 @@ import urllib.request
 import pytest
 
 from nh_assets.demo.api import FakeGeminiAPI
-from nh_assets.gemini.acp import metered_gate
-from nh_assets.gemini.acp.metered_gate import MeteredGate, merged
+from nh_assets.gemini.warm_cli import metered_gate
+from nh_assets.gemini.warm_cli.metered_gate import MeteredGate, merged
 
 
 @pytest.fixture

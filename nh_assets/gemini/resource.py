@@ -33,13 +33,13 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from nh_assets import subprocesses
-from nh_assets.gemini.acp.client import PoolUnavailable, client_for
-from nh_assets.gemini.api_gate import CODE_ASSIST_URL, GEMINI_API_URL, ApiGate, GateLedger, slot_taker
+from nh_assets.gemini.warm_cli.client import PoolUnavailable, client_for
+from nh_assets.gemini.rate_gate import CODE_ASSIST_URL, GEMINI_API_URL, ApiGate, GateLedger, slot_taker
 from nh_assets.gemini.call import ModelCall
 from nh_assets.child_env import GEMINI_CLI, child_env
 from nh_assets.gemini.cli_home import write_cli_home
 from nh_assets.gemini.failures import FailureKind, GeminiFailure, classify_exit, classify_timeout
-from nh_assets.gemini.process_slots import ProcessSlots
+from nh_assets.gemini.process_permits import ProcessSlots
 from nh_assets.gemini.rate_limit import DailyCapExceeded, RateLimitConfigError, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
 from nh_assets.gemini.usage import ModelUsage, total, usage_by_model, usage_metadata
@@ -174,7 +174,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
 
     transport: Literal["acp", "oneshot"] = Field(
         default="oneshot",
-        description="acp: serve prompts from warm CLI processes in ACP mode (gemini/acp), one-shot when the "
+        description="acp: serve prompts from warm CLI processes in ACP mode (gemini/warm_cli), one-shot when the "
         "pool cannot; oneshot: start one CLI per call (NH_GEMINI_TRANSPORT).",
     )
     pool_idle_s: float = Field(default=120.0, description="Seconds an idle warm CLI, and the pool, stay up.")

@@ -23,8 +23,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nh_assets.gemini.acp import endpoint
-from nh_assets.gemini.api_gate import GateLedger
+from nh_assets.gemini.warm_cli import endpoint
+from nh_assets.gemini.rate_gate import GateLedger
 from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
 from nh_assets.gemini.usage import ModelUsage
@@ -91,7 +91,7 @@ class PoolClient:
         )
         with open(self.directory / f"{self.key}.log", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "nh_assets.gemini.acp.service"],
+                [sys.executable, "-m", "nh_assets.gemini.warm_cli.service"],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log,
                 cwd=str(self.directory), start_new_session=True, close_fds=True,
             )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 
-from nh_assets.gemini.api_gate import _GENERATION, ApiGate, GateLedger, _model_of
+from nh_assets.gemini.rate_gate import _GENERATION, ApiGate, GateLedger, _model_of
 from nh_assets.gemini.usage import ModelUsage
 
 

@@ -13,7 +13,7 @@ dies is replaced while the pool is in use; one that served ``max_prompts`` is re
 keeps every session of a process in memory). Idle CLIs end after ``idle_s``, the pool after
 ``idle_s`` without work, and at once when every owner it served is gone.
 
-    python -m nh_assets.gemini.acp.service   # reads its configuration as JSON on stdin
+    python -m nh_assets.gemini.warm_cli.service   # reads its configuration as JSON on stdin
 """
 
 from __future__ import annotations
@@ -31,15 +31,15 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from nh_assets.gemini.acp import endpoint
-from nh_assets.gemini.acp.auth import session_auth
-from nh_assets.gemini.acp.connection import AcpError, CliExited, PromptTimedOut
-from nh_assets.gemini.acp.metered_gate import merged
-from nh_assets.gemini.acp.warm_process import WarmProcess
-from nh_assets.gemini.api_gate import slot_taker
+from nh_assets.gemini.warm_cli import endpoint
+from nh_assets.gemini.warm_cli.auth import session_auth
+from nh_assets.gemini.warm_cli.connection import AcpError, CliExited, PromptTimedOut
+from nh_assets.gemini.warm_cli.metered_gate import merged
+from nh_assets.gemini.warm_cli.warm_process import WarmProcess
+from nh_assets.gemini.rate_gate import slot_taker
 from nh_assets.gemini.cli_home import write_cli_home
 from nh_assets.gemini.failures import FailureKind, classify_exit, classify_timeout
-from nh_assets.gemini.process_slots import ProcessSlots
+from nh_assets.gemini.process_permits import ProcessSlots
 from nh_assets.gemini.rate_limit import SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
 from nh_assets.redaction import Redactor

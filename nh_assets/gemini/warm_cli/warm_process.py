@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nh_assets.gemini.acp.connection import CliExited, WarmCli
-from nh_assets.gemini.acp.metered_gate import MeteredGate
-from nh_assets.gemini.process_slots import ProcessSlot, ProcessSlots
+from nh_assets.gemini.warm_cli.connection import CliExited, WarmCli
+from nh_assets.gemini.warm_cli.metered_gate import MeteredGate
+from nh_assets.gemini.process_permits import ProcessSlot, ProcessSlots
 from nh_assets.process_stat import TICKS_PER_S, process_stat
 
 _STOPPING = threading.Lock()
