@@ -104,7 +104,7 @@ def _cli_cpu(log: Path) -> tuple[float, int]:
 
 def _pool_cpu(home: Path) -> float:
     total = 0.0
-    for log in (home / "gemini_pool").glob("*.log"):
+    for log in (home / "gemini_warm_cli").glob("*.log"):
         for match in re.finditer(r"CPU: pool ([\d.]+)s", log.read_text()):
             total += float(match.group(1))
     return total
@@ -113,7 +113,7 @@ def _pool_cpu(home: Path) -> float:
 def _prompt_cpu(home: Path) -> list[float]:
     """Each prompt's CPU on its warm CLI (session/new and session/prompt), from the pool's log."""
     found = []
-    for log in (home / "gemini_pool").glob("*.log"):
+    for log in (home / "gemini_warm_cli").glob("*.log"):
         found += [float(m) for m in re.findall(r"^.* prompt on CLI pid \d+: [\d.]+s, ([\d.]+)s CPU$", log.read_text(), re.M)]
     return found
 

@@ -23,6 +23,7 @@ from nh_assets.gemini.failures import FailureKind, GeminiFailure
 from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.process_stat import process_stat
 from nh_assets.settings import REPO_ROOT
+from nh_assets_tests.fakes import gemini_config
 
 SYSTEM_PROMPT = REPO_ROOT / "registry" / "system_prompt.md"
 
@@ -39,12 +40,12 @@ def api(tmp_path, monkeypatch):
 
 
 def _resource(tmp_path: Path, cli: str, api: FakeGeminiAPI, **overrides) -> GeminiCLIResource:
+    """The default transport, acp (the settings' default: this test names none)."""
     fields = dict(
-        cli_path=cli, rate_limit_db=str(tmp_path / "rate.sqlite"), workdir_root=str(tmp_path / "workdirs"),
-        api_base_url=api.base_url, system_prompt_path=str(SYSTEM_PROMPT), transport="acp", kill_grace_s=2.0,
-        pool_idle_s=60.0,
+        gemini_cli=cli, rate_limit_db=str(tmp_path / "rate.sqlite"), workdir_root=str(tmp_path / "workdirs"),
+        gemini_api_url=api.base_url, system_prompt=str(SYSTEM_PROMPT), kill_grace_s=2.0, warm_cli_idle_s=60.0,
     )
-    return GeminiCLIResource(**{**fields, **overrides})
+    return GeminiCLIResource(config=gemini_config(tmp_path, **{**fields, **overrides}))
 
 
 def _generate(resource: GeminiCLIResource, prompt_id: str = "ai_ecosystem_watch", **call):
@@ -55,7 +56,7 @@ def _generate(resource: GeminiCLIResource, prompt_id: str = "ai_ecosystem_watch"
 
 def _pool_processes(tmp_path: Path) -> tuple[list[int], list[int]]:
     """(pool service pids, warm CLI pids) of this test's pool, read from /proc."""
-    pool_dir = str(tmp_path / "gemini_pool")
+    pool_dir = str(tmp_path / "gemini_warm_cli")
     services, parents = [], {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -83,7 +84,7 @@ def test_the_pool_answers_as_the_one_shot_call_does(tmp_path, gemini_cli_path, a
     call = dict(tools=tools, temperature=0.3)
     warm = _generate(_resource(tmp_path, gemini_cli_path, api), **call)
     seen = len(api.requests)
-    oneshot = _generate(_resource(tmp_path, gemini_cli_path, api, transport="oneshot"), **call)
+    oneshot = _generate(_resource(tmp_path, gemini_cli_path, api, gemini_transport="oneshot"), **call)
     assert (warm.transport, oneshot.transport) == ("acp", "oneshot")
     assert warm.response == oneshot.response and "# ai_ecosystem_watch" in warm.response
     assert warm.gate.requests == oneshot.gate.requests
@@ -111,7 +112,7 @@ def test_the_pool_answers_as_the_one_shot_call_does(tmp_path, gemini_cli_path, a
 
 def test_concurrent_prompts_each_get_a_fresh_session_within_the_process_cap(tmp_path, gemini_cli_path, api):
     api.latency_s = 0.5
-    resource = _resource(tmp_path, gemini_cli_path, api, max_processes=2)
+    resource = _resource(tmp_path, gemini_cli_path, api, max_gemini_processes=2)
     ids = [f"prompt_{n}" for n in range(5)]
     results: dict[str, object] = {}
 

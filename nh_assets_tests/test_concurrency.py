@@ -24,7 +24,7 @@ import dagster as dg
 import pytest
 
 from nh_assets.registry import load_registry
-from nh_assets.gemini.process_permits import ProcessSlots
+from nh_assets.gemini.process_permits import ProcessPermits
 from nh_assets.gemini.rate_limit import SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import SQLiteStore
 from nh_assets.process_stat import process_stat
@@ -119,7 +119,7 @@ def test_two_processes_never_exceed_the_per_minute_limit_in_any_window(tmp_path)
 
 
 def _slot_worker(directory: str, limit: int, rounds: int, hold_s: float, out: str) -> None:
-    slots = ProcessSlots(Path(directory), limit, poll_s=0.02)
+    slots = ProcessPermits(Path(directory), limit, poll_s=0.02)
     held = []
     for _ in range(rounds):
         with slots.hold():
@@ -147,7 +147,7 @@ def test_process_slots_bound_concurrent_holders_across_processes(tmp_path, limit
 
 
 def _hold_forever(directory: str, ready: str) -> None:
-    slot = ProcessSlots(Path(directory), 1).acquire()
+    slot = ProcessPermits(Path(directory), 1).acquire()
     Path(ready).write_text(str(slot.index))
     time.sleep(600)
 
@@ -161,7 +161,7 @@ def test_a_killed_holder_frees_its_slot_and_waiters_say_so_once(tmp_path):
         while not ready.exists():
             assert time.monotonic() < deadline and holder.is_alive()
             time.sleep(0.05)
-        slots = ProcessSlots(directory, 1, poll_s=0.05)
+        slots = ProcessPermits(directory, 1, poll_s=0.05)
         with pytest.raises(TimeoutError):
             slots.acquire(max_wait_s=0.3)
         said: list[str] = []
@@ -343,7 +343,7 @@ def test_terminating_a_run_kills_its_cli_and_frees_the_process_slot(server):
         assert time.monotonic() < deadline, "the CLI outlived its terminated run"
         time.sleep(0.2)
     # Every slot is free again: none stays held by an orphaned CLI.
-    slots = ProcessSlots(server.dagster_home / "gemini_process_slots", MAX_PROCESSES)
+    slots = ProcessPermits(server.dagster_home / "gemini_process_permits", MAX_PROCESSES)
     held = [slots.acquire(max_wait_s=10) for _ in range(MAX_PROCESSES)]
     for slot in held:
         slots.release(slot)

@@ -14,21 +14,22 @@ from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
 from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.process_stat import process_stat
-from nh_assets_tests.fakes import shared_fake_api
+from nh_assets_tests.fakes import gemini_config, shared_fake_api
 
 PROMPT = "NEUROHELIX PROMPT: ai_ecosystem_watch\nDATE: 2026-11-20\nRESPONSE FORMAT: markdown\n\nSummarise."
 
 
 def _resource(tmp_path: Path, cli: Path | str, **overrides) -> GeminiCLIResource:
+    """One-shot: the fake ``gemini`` speaks the headless contract only (ACP: test_acp_pool)."""
     fields = dict(
-        cli_path=str(cli),
+        gemini_cli=str(cli),
+        gemini_transport="oneshot",
         rate_limit_db=str(tmp_path / "rate.sqlite"),
         workdir_root=str(tmp_path / "workdirs"),
         kill_grace_s=1.0,
-        api_base_url=shared_fake_api().base_url,
+        gemini_api_url=shared_fake_api().base_url,
     )
-    fields.update(overrides)
-    return GeminiCLIResource(**fields)
+    return GeminiCLIResource(config=gemini_config(tmp_path, **{**fields, **overrides}))
 
 
 def _generate(resource: GeminiCLIResource, prompt: str = PROMPT, **call):

@@ -26,7 +26,7 @@ import yaml
 
 from nh_assets.settings import REPO_ROOT, SettingsError, load_settings
 from nh_assets_tests.dagster_server import stop_process_group
-from nh_assets_tests.fakes import INSTANCE_YAML, install_fake, shared_fake_api
+from nh_assets_tests.fakes import INSTANCE_YAML, ONESHOT_FOR_THE_FAKE_CLI, install_fake, shared_fake_api
 from nh_assets_tests.postgres_server import dagster_url
 from nh_assets_tests.redis_server import running_redis
 
@@ -145,7 +145,7 @@ def test_the_daily_job_runs_across_two_celery_workers_sharing_postgres(tmp_path,
             "NH_EXECUTOR": "celery",
             "NH_DATA_ROOT": str(data_root),
             "NH_GEMINI_CLI": str(install_fake(tmp_path / name / "bin" / "gemini")),
-            "NH_GEMINI_TRANSPORT": "oneshot",  # the Python fake speaks the headless contract only
+            **ONESHOT_FOR_THE_FAKE_CLI,
             "NH_PARTITION_START": "2026-11-01",
             "NH_TIMEZONE": "UTC",
             "NH_DEMO": "0",
