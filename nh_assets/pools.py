@@ -8,7 +8,7 @@ live in the instance's storage. ``apply_pool_limits`` writes them there, idempot
 
 The same limits are also given to each run's executor (``run_tag_limits``): a step blocked on a
 pool claim is re-checked by Dagster after 1, 1.1, 1.21 … s (up to 15 s), so a slot freed by a step
-of the same run sat idle for 0.1–2.4 s per hand-over (measured on one partition). With the limits
+of the same run would sit idle until the next re-check. With the limits
 mirrored in the run, a step is launched when its own run holds no slot it needs, and its pool
 claim then succeeds at once; the pools stay the one limit across runs and backfills.
 """

@@ -115,7 +115,7 @@ def test_two_processes_never_exceed_the_per_minute_limit_in_any_window(tmp_path)
         assert in_window <= RATE, f"{in_window} requests within a minute of {start}"
 
 
-# --- the machine-wide CLI process slots --------------------------------------------------------
+# --- the machine-wide CLI process permits ------------------------------------------------------
 
 
 def _slot_worker(directory: str, limit: int, rounds: int, hold_s: float, out: str) -> None:

@@ -3,7 +3,7 @@ schemas, and the deployment run for real on this machine with every part a separ
 
 What runs here: PostgreSQL (storage and the Gemini bucket) and Redis (the Celery broker), both
 Debian's servers; two Celery workers started by ``dagster-celery worker start`` with the repo's
-worker config, each with its own DAGSTER_HOME, working directories and process slots, as two
+worker config, each with its own DAGSTER_HOME, working directories and process permits, as two
 machines would have; and the daily job submitted from a third process with ``NH_EXECUTOR=celery``.
 What is only validated: systemd units and the example environment file (nothing here runs
 systemd), and distinct hosts (the workers share one kernel and, as over NFS, one data root).

@@ -104,7 +104,7 @@ def test_an_unreachable_bucket_fails_the_call_in_one_line_without_the_password(t
     assert caught.value.kind is FailureKind.RATE_LIMIT_STORE and not caught.value.kind.retryable
     assert "s3cretpw" not in message and "\n" not in message
     assert "postgresql://nh:***@127.0.0.1" in message and "check NH_POSTGRES_URL" in message
-    assert not fake_cli_env["log"].exists(), "the CLI ran without a rate-limit slot"
+    assert not fake_cli_env["log"].exists(), "the CLI ran without a rate permit"
 
 
 RATE = 6

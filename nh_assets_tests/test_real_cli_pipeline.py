@@ -70,15 +70,15 @@ def test_full_day_through_the_real_cli(day_one, tmp_path, dagster_home, registry
         env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "Gemini transport oneshot" not in result.stderr  # every prompt was served by the warm pool
-    # The pool served the command and ends with it: it never outlives what it serves.
-    pool_log = next((dagster_home / "gemini_warm_cli").glob("*.log")).read_text()
+    assert "Gemini transport oneshot" not in result.stderr  # every prompt was served by a warm CLI
+    # The warm CLI service served the command and ends with it: it never outlives what it serves.
+    service_log = next((dagster_home / "gemini_warm_cli").glob("*.log")).read_text()
     for _ in range(100):
-        if "every owner it served is gone: stopping" in pool_log:
+        if "every owner it served is gone: stopping" in service_log:
             break
         time.sleep(0.2)
-        pool_log = next((dagster_home / "gemini_warm_cli").glob("*.log")).read_text()
-    assert "every owner it served is gone: stopping" in pool_log, pool_log[-2000:]
+        service_log = next((dagster_home / "gemini_warm_cli").glob("*.log")).read_text()
+    assert "every owner it served is gone: stopping" in service_log, service_log[-2000:]
     data = Path(env["NH_DATA_ROOT"])
     for spec in registry.prompts:
         assert (data / spec.output_path(DAY2)).is_file(), spec.prompt_id

@@ -32,7 +32,7 @@ class RateLimitStoreError(RuntimeError):
 
 def libpq_url(url: str) -> str:
     """``postgresql+psycopg2://…`` (SQLAlchemy's form, which Dagster's storage needs) as libpq's
-    ``postgresql://…``, which psycopg 3 and its pool accept."""
+    ``postgresql://…``, which psycopg 3 and its connection pool accept."""
     scheme, sep, rest = url.partition("://")
     return f"{scheme.split('+', 1)[0]}{sep}{rest}" if sep else url
 
@@ -42,7 +42,7 @@ def split_password(url: str) -> tuple[str, str | None]:
 
     libpq gets the password as a separate parameter, never inside the URL: a raw ``/ # ?`` in it
     would make libpq misparse the URL and quote the pieces in its error messages (which psycopg's
-    pool logs), and libpq itself never prints a password parameter.
+    connection pool logs), and libpq itself never prints a password parameter.
     """
     raw = url_password(url)
     if raw is None:
@@ -101,12 +101,12 @@ class PostgresStore:
     """pyrate-limiter's ``PostgresBucket``: one table every machine reaches.
 
     Its check-and-insert runs under an exclusive table lock, so concurrent processes cannot
-    both take the last slot; timestamps come from the database's clock, so machines with skewed
+    both take the last permit; timestamps come from the database's clock, so machines with skewed
     clocks still count the same windows. Every connection is pinned to UTC because the bucket
     stores ``TIMESTAMP`` without time zone: two machines with different ``PGTZ`` would
     otherwise write the same instant as different values. Entries older than a day are pruned
     when the store closes rather than by pyrate-limiter's leaker thread, whose ten-second sleep
-    cannot be interrupted and which would otherwise query a pool already closed.
+    cannot be interrupted and which would otherwise query a connection pool already closed.
     """
 
     def __init__(self, url: str, *, max_connections: int = 2):

@@ -9,9 +9,10 @@ working directory whose ``.gemini/settings.json`` says what the row says (``call
 NeuroHelix system prompt instead of the CLI's coding-agent one (``GEMINI_SYSTEM_MD``), while
 holding one of the machine-wide process permits (``process_permits``). Either way the CLI reaches
 the API only through the rate gate (``rate_gate``), which takes a rate permit from the shared
-bucket for every request, tool loops and retries included, and reads what each cost. A call that outlives its timeout has its whole process group
-killed (``subprocesses``); it gets an allow-listed environment (``child_env``). Failures come back as ``GeminiFailure`` with a kind, a one-line cause
-and a fix; the asset decides whether to retry.
+bucket for every request, tool loops and retries included, and reads what each cost. A call
+that outlives its timeout has its whole process group killed (``subprocesses``); it gets an
+allow-listed environment (``child_env``). Failures come back as ``GeminiFailure`` with a kind,
+a one-line cause and a fix; the asset decides whether to retry.
 
 With ``gemini_api_url`` set (``NH_GEMINI_API_URL``) the gate forwards to that endpoint instead of
 Google, and the CLI gets a home of our own (``cli_home``). Demo mode is only that: the project's
@@ -179,7 +180,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
 
     def _child_env(self) -> dict[str, str]:
         config = self.config
-        # Without it the CLI re-execs a second node process: 1.8 s instead of 2.7-3.5 s per call.
+        # Without it the CLI re-execs a second node process, which doubles its start-up.
         overrides = {"GEMINI_CLI_NO_RELAUNCH": "true"} if config.no_relaunch else {}
         # The per-call folder is ours and holds the call's settings (``call``): trust it.
         overrides["GEMINI_CLI_TRUST_WORKSPACE"] = "true"
