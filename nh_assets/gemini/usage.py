@@ -149,8 +149,8 @@ def total(usage: Mapping[str, ModelUsage]) -> ModelUsage:
 def usage_metadata(usage: Mapping[str, ModelUsage], *, gate_requests: Mapping[str, int]) -> dict[str, dg.MetadataValue]:
     """Summed figures as ints (the asset's plots), the split per model as JSON.
 
-    ``gemini.api_requests`` is what crossed the rate gate, the number the quota sees; the CLI's
-    own count per model is kept beside it in ``gemini.models``.
+    ``gemini.api_requests`` is what crossed the rate gate, the number the quota sees; the
+    requests answered with usage, per model, are kept beside it in ``gemini.models``.
     """
     summed = total(usage)
     return {
