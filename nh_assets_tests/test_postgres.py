@@ -157,7 +157,7 @@ def test_two_workers_with_their_own_resources_never_exceed_the_limit_in_any_wind
             "TO_TIMESTAMP(EXTRACT(EPOCH FROM clock_timestamp()) - 58.5) FROM generate_series(1, 3) RETURNING 1",
         )
         go.set()
-        # The six slots of these seconds come within a few (3 at once, 3 when the seeded requests
+        # The six rate permits of these seconds come within a few (3 at once, 3 when the seeded requests
         # leave the 61 s window); the next opens a minute later. Wait for the six, then as long
         # again for any call that should not have been let through.
         deadline = time.monotonic() + 60
