@@ -39,7 +39,7 @@ def pool_limits(limits: Mapping[str, int] | None = None) -> dict[str, int]:
 def run_tag_limits(max_processes: int, limits: Mapping[str, int] | None = None) -> list[dict]:
     """Executor ``tag_concurrency_limits`` that keep one run within every class's pool limit and
     within the machine-wide CLI process cap, so none of its steps holds a pool slot while waiting
-    for a process slot taken by a sibling step."""
+    for a process permit taken by a sibling step."""
     per_class = [
         {"key": CLASS_TAG, "value": cls, "limit": limit} for cls, limit in (limits or CONCURRENCY_LIMITS).items()
     ]
