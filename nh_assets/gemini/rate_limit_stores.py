@@ -126,7 +126,7 @@ class PostgresStore:
         self.transient_errors = (psycopg.OperationalError, TimeoutError)
         self.reopen_after_error = True
         self.fix = "check that the PostgreSQL server is up and NH_POSTGRES_URL (or NH_RATE_LIMIT_POSTGRES_URL)"
-        self._pool = None
+        self._connection_pool = None
         self._bucket = None
 
     def open(self, rates: list[Rate]) -> AbstractBucket:
@@ -135,7 +135,7 @@ class PostgresStore:
         from pyrate_limiter import PostgresBucket
 
         conninfo, password = split_password(libpq_url(self.url))
-        pool = ConnectionPool(
+        connection_pool = ConnectionPool(
             conninfo,
             min_size=1,
             max_size=self.max_connections,
@@ -152,13 +152,13 @@ class PostgresStore:
             name="nh-gemini-rate-limit",
         )
         try:
-            pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
-            self._pool = pool
-            self._bucket = PostgresBucket(pool, TABLE, rates)
+            connection_pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+            self._connection_pool = connection_pool
+            self._bucket = PostgresBucket(connection_pool, TABLE, rates)
             return self._bucket
         except (PoolTimeout, psycopg.Error) as exc:
-            pool.close()
-            self._pool = None
+            connection_pool.close()
+            self._connection_pool = None
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             # psycopg's messages may quote the connection string; never echo a password.
             reason = self._redact(reason)
@@ -179,7 +179,7 @@ class PostgresStore:
         return [int(value or 0) for value in row]
 
     def close(self) -> None:
-        if self._pool is None:
+        if self._connection_pool is None:
             return
         try:
             if self._bucket is not None:
@@ -187,8 +187,8 @@ class PostgresStore:
         except Exception:  # noqa: BLE001 - pruning is housekeeping; the next close retries it
             pass
         finally:
-            self._pool.close()
-            self._pool = None
+            self._connection_pool.close()
+            self._connection_pool = None
             self._bucket = None
 
 
