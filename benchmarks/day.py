@@ -229,7 +229,7 @@ def one_partition(latency: float, day: str, registry: Registry, extra_env: dict[
             elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
                 step_end[event.step_key] = entry.timestamp
         # Orchestration overhead: the step's process lifetime minus the model call and minus the
-        # waits for a rate-limit slot or a process slot, which are limits doing their job.
+        # waits for a rate permit or a process permit, which are limits doing their job.
         overheads = [
             step_end[k] - worker_start[k] - cli_time.get(k, 0.0) - waits.get(k, 0.0) for k in step_end if k in worker_start
         ]

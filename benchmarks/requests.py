@@ -41,7 +41,7 @@ from nh_assets.prompts.rendering import render_prompt
 from nh_assets.prompts.upstream import collect_upstream
 from nh_assets.registry import PromptSpec, load_registry
 from nh_assets.settings import REPO_ROOT, load_settings, registry_path_from_env
-from nh_assets_tests.support.fakes import pipeline_env
+from nh_assets_tests.support.fakes import gemini_config, pipeline_env
 
 GEMINI = REPO_ROOT / "node_modules" / ".bin" / "gemini"
 
@@ -110,9 +110,11 @@ def main() -> int:
     for label in ("before", "after"):
         with FakeGeminiAPI() as api:
             resource = GeminiCLIResource(
-                cli_path=str(GEMINI), rate_limit_db=str(base / f"{label}.sqlite"), workdir_root=str(base / f"w-{label}"),
-                api_base_url=api.base_url, demo=True, system_prompt_path=str(settings.system_prompt),
-                rate_per_minute=1000, rate_per_day=100_000,
+                config=gemini_config(
+                    base, gemini_cli=str(GEMINI), gemini_transport="oneshot", rate_limit_db=str(base / f"{label}.sqlite"),
+                    workdir_root=str(base / f"w-{label}"), gemini_api_url=api.base_url, demo=True,
+                    system_prompt=str(settings.system_prompt), rate_per_minute=1000, rate_per_day=100_000,
+                )
             )
             calls = []
             started = time.monotonic()

@@ -1,4 +1,4 @@
-"""Benchmark: the warm pool (ACP) against one CLI per call, side by side, with the REAL Gemini CLI.
+"""Benchmark: the warm CLI service (ACP) against one CLI per call, side by side, with the REAL Gemini CLI.
 
     .venv/bin/python -m benchmarks.warm_cli                       # L = 5 and 20 s, backfill
     .venv/bin/python -m benchmarks.warm_cli --latencies 5 --parts day
@@ -10,10 +10,10 @@ invocation, one right after the other, with the machine's load average printed b
   with the real CLI against the project's fake Gemini API, whose answers come after L seconds
   (tool-loop requests at once, so a call takes about L, as ``bench.lower_bound_s`` assumes).
   Wall time RUN_START → RUN_SUCCESS against the schedule's lower bound; peak memory of every
-  process involved (this script, the command, its steps, the CLIs, the pool);
+  process involved (this script, the command, its steps, the CLIs, the warm CLI service);
 - **CPU per call**: the CLI processes' own CPU (a wrapper script around the CLI records each
-  one's ``times`` when it exits) plus, for the pool, the pool service's own CPU, divided by the
-  calls; and the whole tree's CPU (this process is a child subreaper, so the detached pool is
+  one's ``times`` when it exits) plus, for the warm CLI transport, the service's own CPU, divided by the
+  calls; and the whole tree's CPU (this process is a child subreaper, so the detached service is
   reaped here too and every process's CPU lands in ``RUSAGE_CHILDREN``);
 - **backfill**: a 3-day multi-run backfill through ``dagster dev`` at the rate limit, its CPU
   (whole tree), wall time and requests.
@@ -70,7 +70,7 @@ def _children_cpu() -> float:
 
 
 def _reap_all(timeout_s: float = 60.0) -> None:
-    """Wait for every orphan reparented to us (the pool, its CLIs) so its CPU is counted."""
+    """Wait for every orphan reparented to us (the warm CLI service, its CLIs) so its CPU is counted."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -79,7 +79,7 @@ def _reap_all(timeout_s: float = 60.0) -> None:
             return
         if pid == 0:
             time.sleep(0.2)
-    raise SystemExit("bench: a child process did not end (the pool should end with its owner)")
+    raise SystemExit("bench: a child process did not end (the warm CLI service should end with its owner)")
 
 
 def _wrapper(base: Path) -> tuple[Path, Path]:
@@ -102,18 +102,18 @@ def _cli_cpu(log: Path) -> tuple[float, int]:
     return sum(float(u) + float(s) for u, s in found), len(found)
 
 
-def _pool_cpu(home: Path) -> float:
+def _service_cpu(home: Path) -> float:
     total = 0.0
-    for log in (home / "gemini_pool").glob("*.log"):
-        for match in re.finditer(r"CPU: pool ([\d.]+)s", log.read_text()):
+    for log in (home / "gemini_warm_cli").glob("*.log"):
+        for match in re.finditer(r"CPU: service ([\d.]+)s", log.read_text()):
             total += float(match.group(1))
     return total
 
 
 def _prompt_cpu(home: Path) -> list[float]:
-    """Each prompt's CPU on its warm CLI (session/new and session/prompt), from the pool's log."""
+    """Each prompt's CPU on its warm CLI (session/new and session/prompt), from the service's log."""
     found = []
-    for log in (home / "gemini_pool").glob("*.log"):
+    for log in (home / "gemini_warm_cli").glob("*.log"):
         found += [float(m) for m in re.findall(r"^.* prompt on CLI pid \d+: [\d.]+s, ([\d.]+)s CPU$", log.read_text(), re.M)]
     return found
 
@@ -166,7 +166,7 @@ def one_day(transport: str, latency: float, day: str) -> dict:
         return {
             "load": load, "calls": calls, "fallbacks": fallbacks, "cli_processes": cli_processes,
             "run_wall_s": times[dg.DagsterEventType.RUN_SUCCESS] - times[dg.DagsterEventType.RUN_START],
-            "command_wall_s": command_wall, "tree_cpu_s": cpu, "cli_cpu_s": cli_cpu, "pool_cpu_s": _pool_cpu(home),
+            "command_wall_s": command_wall, "tree_cpu_s": cpu, "cli_cpu_s": cli_cpu, "service_cpu_s": _service_cpu(home),
             "prompt_cpu": _prompt_cpu(home),
             "peak_rss_mb": peak / 2**20,
         }
@@ -196,21 +196,21 @@ def backfill(transport: str, days: list[str], rate: int, latency: float, registr
         requests = [r for r in api.requests if r["status"] == 200]
         return {
             "load": load, "status": status, "wall_s": wall, "tree_cpu_s": cpu, "cli_cpu_s": cli_cpu,
-            "pool_cpu_s": _pool_cpu(Path(env["DAGSTER_HOME"])), "cli_processes": cli_processes,
+            "service_cpu_s": _service_cpu(Path(env["DAGSTER_HOME"])), "cli_processes": cli_processes,
             "prompt_cpu": _prompt_cpu(Path(env["DAGSTER_HOME"])),
             "calls": api.answers, "requests": len(requests),
         }
 
 
 def _print_day(transport: str, r: dict, bound: float) -> None:
-    per_call = (r["cli_cpu_s"] + r["pool_cpu_s"]) / max(r["calls"], 1)
+    per_call = (r["cli_cpu_s"] + r["service_cpu_s"]) / max(r["calls"], 1)
     print(
         f"  {transport:7s} [{r['load']}] wall {r['run_wall_s']:.1f} s (command {r['command_wall_s']:.1f} s), "
         f"wall/bound {r['run_wall_s'] / bound:.2f}; {r['calls']} calls, {r['cli_processes']} CLI processes, "
         f"{r['fallbacks']} fallbacks"
     )
     print(
-        f"          CPU per call: CLI+pool {per_call:.2f} s (CLIs {r['cli_cpu_s']:.1f} s, pool {r['pool_cpu_s']:.1f} s); "
+        f"          CPU per call: CLI+service {per_call:.2f} s (CLIs {r['cli_cpu_s']:.1f} s, service {r['service_cpu_s']:.1f} s); "
         f"whole tree {r['tree_cpu_s']:.1f} s = {r['tree_cpu_s'] / max(r['calls'], 1):.2f} s/call; "
         f"peak memory {r['peak_rss_mb']:.0f} MB"
     )
@@ -223,7 +223,7 @@ def _print_steady(r: dict) -> None:
         mean = sum(prompts) / len(prompts)
         print(
             f"          warm CLI CPU per prompt (session/new + prompt): mean {mean:.2f} s, max {max(prompts):.2f} s; "
-            f"plus the pool's own {r['pool_cpu_s'] / len(prompts):.2f} s/prompt"
+            f"plus the service's own {r['service_cpu_s'] / len(prompts):.2f} s/prompt"
         )
 
 
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backfill-latency", type=float, default=1.0, help="L during the backfill")
     args = parser.parse_args(argv)
     if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise SystemExit("bench: cannot become a child subreaper; the pool's CPU would go uncounted")
+        raise SystemExit("bench: cannot become a child subreaper; the service's CPU would go uncounted")
     registry = load_registry(REPO_ROOT / "registry" / "prompts.tsv")
     max_processes = int(os.environ.get("NH_MAX_GEMINI_PROCESSES", "4"))
     parts = set(args.parts.split(","))
@@ -255,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  {transport:7s} [{r['load']}] {r['status']} in {r['wall_s']:.0f} s: {r['calls']} calls, "
                 f"{r['requests']} requests, {r['cli_processes']} CLI processes; CPU whole tree {r['tree_cpu_s']:.0f} s "
-                f"= {r['tree_cpu_s'] / r['wall_s'] * 60:.0f} CPU-s per minute; CLIs+pool "
-                f"{r['cli_cpu_s'] + r['pool_cpu_s']:.0f} s = {(r['cli_cpu_s'] + r['pool_cpu_s']) / max(r['calls'], 1):.2f} s/call"
+                f"= {r['tree_cpu_s'] / r['wall_s'] * 60:.0f} CPU-s per minute; CLIs+service "
+                f"{r['cli_cpu_s'] + r['service_cpu_s']:.0f} s = {(r['cli_cpu_s'] + r['service_cpu_s']) / max(r['calls'], 1):.2f} s/call"
             )
             _print_steady(r)
     return 0

@@ -13,6 +13,7 @@ import dagster as dg
 
 from nh_assets.data_layout import DataLayoutResource
 from nh_assets.executor import executor_for
+from nh_assets.gemini.config import GeminiConfig
 from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.operations.definitions import build_operations_definitions
 from nh_assets.prompts.definitions import DAILY_JOB_NAME, PromptGraph, build_prompt_graph
@@ -24,30 +25,8 @@ __all__ = ["DAILY_JOB_NAME", "build_definitions", "load_definitions"]
 
 
 def gemini_resource(settings: Settings, **overrides: object) -> GeminiCLIResource:
-    """``overrides`` set resource fields directly (tests and benchmarks shorten backoffs)."""
-    return GeminiCLIResource(
-        **{
-            "cli_path": settings.gemini_cli,
-            "demo": settings.demo,
-            "api_base_url": settings.gemini_api_url,
-            "rate_per_minute": settings.rate_per_minute,
-            "rate_per_day": settings.rate_per_day,
-            "rate_limit_db": str(settings.rate_limit_db),
-            "rate_limit_backend": settings.rate_limit_backend,
-            # Resolved in each step process from its own environment: the URL carries a password.
-            **(
-                {"rate_limit_postgres_url": dg.EnvVar(settings.rate_limit_url_env)}
-                if settings.rate_limit_url_env
-                else {}
-            ),
-            # Slot files live beside the shared rate-limit bucket (the resource's default).
-            "max_processes": settings.max_gemini_processes,
-            "transport": settings.gemini_transport,
-            "workdir_root": str(settings.workdir_root),
-            "system_prompt_path": str(settings.system_prompt),
-            **overrides,
-        }
-    )
+    """``overrides`` set configuration fields directly (tests and benchmarks shorten backoffs)."""
+    return GeminiCLIResource(config=GeminiConfig.from_settings(settings, **overrides))
 
 
 def _core(graph: PromptGraph, gemini: GeminiCLIResource) -> dg.Definitions:

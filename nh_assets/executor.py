@@ -1,14 +1,13 @@
 """The executor every job of the code location runs with (multiprocess here, Celery across machines).
 
-Every step is an I/O-bound wait on a CLI subprocess, so steps run in parallel processes; the pools
-and the process cap decide how many of them call Gemini. With ``forkserver`` each step process is
-forked from a server that has already imported what a step needs, so it starts without importing
-anything. Dagster preloads only the job's module by default, which here loads nothing: ``nh_assets``
+Every step is an I/O-bound wait on a CLI subprocess, so steps run in parallel processes; the
+Dagster pools and the process permits decide how many of them call Gemini. With ``forkserver``
+each step process is forked from a server that has already imported what a step needs, so it
+starts without importing anything. Dagster preloads only the job's module by default, which here loads nothing: ``nh_assets``
 builds ``defs`` lazily. The list below therefore names the code location's module and the modules
-Dagster imports in every step process to open the instance. Measured with py-spy on one
-partition: without the storage modules each step process spent 0.85 s of CPU importing
-SQLAlchemy, Alembic and Dagster's SQLite storage before its first event, while pool slots were
-held (README, "Executor").
+Dagster imports in every step process to open the instance: without them each step process
+would import SQLAlchemy, Alembic and Dagster's SQLite storage before its first event, while
+holding its pool slot.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ live in the instance's storage. ``apply_pool_limits`` writes them there, idempot
 
 The same limits are also given to each run's executor (``run_tag_limits``): a step blocked on a
 pool claim is re-checked by Dagster after 1, 1.1, 1.21 … s (up to 15 s), so a slot freed by a step
-of the same run sat idle for 0.1–2.4 s per hand-over (measured on one partition). With the limits
+of the same run would sit idle until the next re-check. With the limits
 mirrored in the run, a step is launched when its own run holds no slot it needs, and its pool
 claim then succeeds at once; the pools stay the one limit across runs and backfills.
 """
@@ -39,7 +39,7 @@ def pool_limits(limits: Mapping[str, int] | None = None) -> dict[str, int]:
 def run_tag_limits(max_processes: int, limits: Mapping[str, int] | None = None) -> list[dict]:
     """Executor ``tag_concurrency_limits`` that keep one run within every class's pool limit and
     within the machine-wide CLI process cap, so none of its steps holds a pool slot while waiting
-    for a process slot taken by a sibling step."""
+    for a process permit taken by a sibling step."""
     per_class = [
         {"key": CLASS_TAG, "value": cls, "limit": limit} for cls, limit in (limits or CONCURRENCY_LIMITS).items()
     ]

@@ -1,8 +1,8 @@
 """What Linux's ``/proc/PID/stat`` says of a process: its state, parent, CPU time, start time and memory.
 
 A pid alone does not name a process for long: once it ends the OS hands the pid to another.
-With its start time it does, which is how the warm pool tells whether the Dagster process it
-serves is still there and the run launcher whether a run's worker is. The pool also reads its
+With its start time it does, which is how the warm CLI service tells whether the Dagster process
+it serves is still there and the run launcher whether a run's worker is. The service also reads its
 CLIs' CPU time here, and the benchmark a process tree's memory. One parser for all of them: the
 command name in parentheses may itself hold spaces and parentheses, so the fields are counted
 after its last ``)``.

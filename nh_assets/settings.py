@@ -127,7 +127,7 @@ class Settings(BaseSettings):
                                       description="NH_MAX_GEMINI_PROCESSES: CLI processes at once, machine-wide.")
     gemini_transport: Literal["acp", "oneshot"] = Field(
         "acp", validation_alias="NH_GEMINI_TRANSPORT",
-        description="NH_GEMINI_TRANSPORT: acp (warm CLIs in ACP mode, one-shot when the pool cannot) or oneshot.",
+        description="NH_GEMINI_TRANSPORT: acp (warm CLIs in ACP mode, one-shot when the warm CLI service cannot) or oneshot.",
     )
     executor: str = Field(
         "multiprocess", validation_alias="NH_EXECUTOR",

@@ -14,7 +14,7 @@ import pytest
 from nh_assets.child_env import PASSTHROUGH_ENV
 from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT, load_settings
-from nh_assets_tests.support.fakes import FAKES_PASSTHROUGH, install_fake, shared_fake_api
+from nh_assets_tests.support.fakes import FAKES_PASSTHROUGH, ONESHOT_FOR_THE_FAKE_CLI, install_fake, shared_fake_api
 
 # Nothing in the tests may head for Google: an endpoint a test forgot to set points at a closed
 # loopback port instead, so the test fails at once and no request leaves the machine.
@@ -69,7 +69,7 @@ def settings_env(tmp_path: Path, dagster_home: Path, fake_cli: Path) -> dict[str
         "NH_TIMEZONE": "UTC",
         "NH_DEMO": "0",
         "NH_GEMINI_API_URL": shared_fake_api().base_url,
-        "NH_GEMINI_TRANSPORT": "oneshot",  # the Python fake speaks the headless contract only
+        **ONESHOT_FOR_THE_FAKE_CLI,
     }
 
 

@@ -12,7 +12,7 @@ from nh_assets.gemini.call import ModelCall
 from nh_assets.child_env import GEMINI_CLI, PASSTHROUGH_ENV, SITE_BUILD, WRANGLER, child_env
 from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.publishing.wrangler import WranglerResource
-from nh_assets_tests.support.fakes import install_fake
+from nh_assets_tests.support.fakes import gemini_config, install_fake
 
 ENV_DUMP = "nh_assets_tests.support.fakes.env_dump"
 SECRETS = {
@@ -50,7 +50,10 @@ def _leaked(seen: dict[str, str], allowed: set[str]) -> set[str]:
 def test_the_gemini_cli_sees_its_auth_and_the_basics_and_no_other_secret(tmp_path, environment):
     cli = install_fake(tmp_path / "bin" / "gemini", ENV_DUMP)
     resource = GeminiCLIResource(
-        cli_path=str(cli), rate_limit_db=str(tmp_path / "rate.sqlite"), workdir_root=str(tmp_path / "w")
+        config=gemini_config(
+            tmp_path, gemini_cli=str(cli), gemini_transport="oneshot", rate_limit_db=str(tmp_path / "rate.sqlite"),
+            workdir_root=str(tmp_path / "w"),
+        )
     )
     with dg.build_resources({"gemini": resource}) as resources, dg.build_asset_context() as context:
         result = resources.gemini.generate(context, prompt="p", call=ModelCall(model="gemini-2.5-flash", timeout_s=30))

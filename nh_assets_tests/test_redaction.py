@@ -15,6 +15,7 @@ from nh_assets.gemini.rate_limit_stores import PostgresStore, RateLimitStoreErro
 from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.redaction import Redactor, redact, redact_url, secret_values
 from nh_assets_tests.support.dagster_server import free_port
+from nh_assets_tests.support.fakes import gemini_config
 
 PASSWORD_FORMS = [
     # (text, the secret it must lose, what must survive)
@@ -99,7 +100,10 @@ def test_the_models_answer_is_never_rewritten(tmp_path, monkeypatch):
     cli.write_text(f"#!{sys.executable}\nimport json\nprint(json.dumps({json.dumps({'response': answer, 'stats': {}})}))\n")
     cli.chmod(cli.stat().st_mode | stat.S_IXUSR)
     resource = GeminiCLIResource(
-        cli_path=str(cli), rate_limit_db=str(tmp_path / "rate.sqlite"), workdir_root=str(tmp_path / "w")
+        config=gemini_config(
+            tmp_path, gemini_cli=str(cli), gemini_transport="oneshot", rate_limit_db=str(tmp_path / "rate.sqlite"),
+            workdir_root=str(tmp_path / "w"),
+        )
     )
     with dg.build_resources({"gemini": resource}) as resources, dg.build_asset_context() as context:
         result = resources.gemini.generate(context, prompt="p", call=ModelCall(model="gemini-2.5-flash", timeout_s=30))

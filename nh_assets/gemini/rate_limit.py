@@ -11,8 +11,8 @@ inside a step helps nobody.
 The store is another process's too, and can be held or gone for a while: a SQLite file locked by
 another process (its file lock, or a long write transaction), a Postgres server restarting. Both
 are waited out, silently at first, for at most ``patience_s``; past that the step fails with one
-line naming the store and the fix (``RateLimitStoreError``), never a traceback and never a slot
-taken without being counted: a slot is ours only once the store committed it.
+line naming the store and the fix (``RateLimitStoreError``), never a traceback and never a permit
+taken without being counted: a permit is ours only once the store committed it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pyrate_limiter import Duration, Limiter, Rate, RateItem, SingleBucketFactor
 from nh_assets.gemini.rate_limit_stores import BucketStore, RateLimitStoreError
 
 _ITEM = "gemini"
-# The slot is taken a moment before the CLI's request reaches the API (process start, node
+# The permit is taken a moment before the CLI's request reaches the API (process start, node
 # start-up). Counting the minute window over 61 s keeps the API-side count within R in every
 # 60 s window despite that jitter, at a cost of under 2 % of throughput.
 MINUTE_WINDOW_MS = Duration.MINUTE.value + 1000
@@ -49,7 +49,7 @@ class Acquired:
 
 
 class SharedRateLimit:
-    """Blocking acquisition of one Gemini request slot from the shared bucket."""
+    """Blocking acquisition of one Gemini rate permit from the shared bucket."""
 
     def __init__(self, store: BucketStore, per_minute: int, per_day: int, *, patience_s: float = STORE_PATIENCE_S):
         self.store = store
@@ -89,7 +89,7 @@ class SharedRateLimit:
             pass
 
     def acquire(self, log: Callable[[str], None] = lambda _msg: None, max_wait_s: float = 3600.0) -> Acquired:
-        """Take one slot, waiting (and saying so through ``log``) while the minute window is full."""
+        """Take one rate permit, waiting (and saying so through ``log``) while the minute window is full."""
         started = time.monotonic()
         announced = False
         blocked_since: float | None = None  # the store locked by another process, or unreachable
@@ -128,14 +128,14 @@ class SharedRateLimit:
             if problem and problem.startswith("unavailable"):
                 wait_s = 0.5  # a restarting server: do not hammer it
             if time.monotonic() - started + wait_s > max_wait_s:
-                raise TimeoutError(f"waited more than {max_wait_s:.0f}s for a Gemini rate-limit slot")
+                raise TimeoutError(f"waited more than {max_wait_s:.0f}s for a Gemini rate permit")
             if contended:
                 time.sleep(wait_s)
                 continue
             if not announced:
                 log(
                     f"rate limit {self.per_minute}/min reached: waiting {wait_s:.1f}s for a "
-                    f"Gemini request slot (shared bucket {self.store.label})"
+                    f"Gemini rate permit (shared bucket {self.store.label})"
                 )
                 announced = True
             time.sleep(min(wait_s, 5.0))

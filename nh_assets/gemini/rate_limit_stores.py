@@ -32,7 +32,7 @@ class RateLimitStoreError(RuntimeError):
 
 def libpq_url(url: str) -> str:
     """``postgresql+psycopg2://…`` (SQLAlchemy's form, which Dagster's storage needs) as libpq's
-    ``postgresql://…``, which psycopg 3 and its pool accept."""
+    ``postgresql://…``, which psycopg 3 and its connection pool accept."""
     scheme, sep, rest = url.partition("://")
     return f"{scheme.split('+', 1)[0]}{sep}{rest}" if sep else url
 
@@ -42,7 +42,7 @@ def split_password(url: str) -> tuple[str, str | None]:
 
     libpq gets the password as a separate parameter, never inside the URL: a raw ``/ # ?`` in it
     would make libpq misparse the URL and quote the pieces in its error messages (which psycopg's
-    pool logs), and libpq itself never prints a password parameter.
+    connection pool logs), and libpq itself never prints a password parameter.
     """
     raw = url_password(url)
     if raw is None:
@@ -101,12 +101,12 @@ class PostgresStore:
     """pyrate-limiter's ``PostgresBucket``: one table every machine reaches.
 
     Its check-and-insert runs under an exclusive table lock, so concurrent processes cannot
-    both take the last slot; timestamps come from the database's clock, so machines with skewed
+    both take the last permit; timestamps come from the database's clock, so machines with skewed
     clocks still count the same windows. Every connection is pinned to UTC because the bucket
     stores ``TIMESTAMP`` without time zone: two machines with different ``PGTZ`` would
     otherwise write the same instant as different values. Entries older than a day are pruned
     when the store closes rather than by pyrate-limiter's leaker thread, whose ten-second sleep
-    cannot be interrupted and which would otherwise query a pool already closed.
+    cannot be interrupted and which would otherwise query a connection pool already closed.
     """
 
     def __init__(self, url: str, *, max_connections: int = 2):
@@ -126,7 +126,7 @@ class PostgresStore:
         self.transient_errors = (psycopg.OperationalError, TimeoutError)
         self.reopen_after_error = True
         self.fix = "check that the PostgreSQL server is up and NH_POSTGRES_URL (or NH_RATE_LIMIT_POSTGRES_URL)"
-        self._pool = None
+        self._connection_pool = None
         self._bucket = None
 
     def open(self, rates: list[Rate]) -> AbstractBucket:
@@ -135,7 +135,7 @@ class PostgresStore:
         from pyrate_limiter import PostgresBucket
 
         conninfo, password = split_password(libpq_url(self.url))
-        pool = ConnectionPool(
+        connection_pool = ConnectionPool(
             conninfo,
             min_size=1,
             max_size=self.max_connections,
@@ -152,13 +152,13 @@ class PostgresStore:
             name="nh-gemini-rate-limit",
         )
         try:
-            pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
-            self._pool = pool
-            self._bucket = PostgresBucket(pool, TABLE, rates)
+            connection_pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+            self._connection_pool = connection_pool
+            self._bucket = PostgresBucket(connection_pool, TABLE, rates)
             return self._bucket
         except (PoolTimeout, psycopg.Error) as exc:
-            pool.close()
-            self._pool = None
+            connection_pool.close()
+            self._connection_pool = None
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             # psycopg's messages may quote the connection string; never echo a password.
             reason = self._redact(reason)
@@ -179,7 +179,7 @@ class PostgresStore:
         return [int(value or 0) for value in row]
 
     def close(self) -> None:
-        if self._pool is None:
+        if self._connection_pool is None:
             return
         try:
             if self._bucket is not None:
@@ -187,8 +187,8 @@ class PostgresStore:
         except Exception:  # noqa: BLE001 - pruning is housekeeping; the next close retries it
             pass
         finally:
-            self._pool.close()
-            self._pool = None
+            self._connection_pool.close()
+            self._connection_pool = None
             self._bucket = None
 
 

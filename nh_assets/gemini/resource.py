@@ -1,17 +1,20 @@
 """The Gemini CLI as a Dagster resource: one rate-limited, time-boxed, classified call.
 
 Every prompt asset calls ``GeminiCLIResource.generate`` with the prompt and a ``ModelCall`` (the
-row's model, tools, temperature, thinking budget, approval mode, timeout). It runs the ``gemini``
-executable headless (``-o json -p PROMPT``) with stdin closed, in a fresh working directory whose
-``.gemini/settings.json`` says what the row says (``call``), with the NeuroHelix system prompt
-instead of the CLI's coding-agent one (``GEMINI_SYSTEM_MD``), while holding one of the
-machine-wide CLI process slots (``process_slots``). The CLI reaches the API only through the
-rate gate (``api_gate``), which takes a slot from the shared bucket for every request it makes,
-tool loops and retries included. A call that outlives its timeout has its whole process group
-killed (``subprocesses``); it gets an allow-listed environment (``child_env``). Failures come back as ``GeminiFailure`` with a kind, a one-line cause
-and a fix; the asset decides whether to retry.
+row's model, tools, temperature, thinking budget, approval mode, timeout); the resource holds the
+one ``GeminiConfig``. With the ``acp`` transport (the default) a warm CLI serves the prompt
+(``warm_cli``), and a one-shot call serves it when the warm CLI service cannot. A one-shot call
+runs the ``gemini`` executable headless (``-o json -p PROMPT``) with stdin closed, in a fresh
+working directory whose ``.gemini/settings.json`` says what the row says (``call``), with the
+NeuroHelix system prompt instead of the CLI's coding-agent one (``GEMINI_SYSTEM_MD``), while
+holding one of the machine-wide process permits (``process_permits``). Either way the CLI reaches
+the API only through the rate gate (``rate_gate``), which takes a rate permit from the shared
+bucket for every request, tool loops and retries included, and reads what each cost. A call
+that outlives its timeout has its whole process group killed (``subprocesses``); it gets an
+allow-listed environment (``child_env``). Failures come back as ``GeminiFailure`` with a kind,
+a one-line cause and a fix; the asset decides whether to retry.
 
-With ``api_base_url`` set (``NH_GEMINI_API_URL``) the gate forwards to that endpoint instead of
+With ``gemini_api_url`` set (``NH_GEMINI_API_URL``) the gate forwards to that endpoint instead of
 Google, and the CLI gets a home of our own (``cli_home``). Demo mode is only that: the project's
 fake API runs as its own process (``python -m nh_assets.demo``, started by ``scripts/dev.sh
 --demo``), and ``demo`` labels everything produced as fake. This module knows nothing of the fake.
@@ -27,22 +30,22 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from nh_assets import subprocesses
-from nh_assets.gemini.acp.client import PoolUnavailable, client_for
-from nh_assets.gemini.api_gate import CODE_ASSIST_URL, GEMINI_API_URL, ApiGate, GateLedger, slot_taker
-from nh_assets.gemini.call import ModelCall
 from nh_assets.child_env import GEMINI_CLI, child_env
+from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.cli_home import write_cli_home
+from nh_assets.gemini.config import GeminiConfig
 from nh_assets.gemini.failures import FailureKind, GeminiFailure, classify_exit, classify_timeout
-from nh_assets.gemini.process_slots import ProcessSlots
+from nh_assets.gemini.process_permits import ProcessPermits
+from nh_assets.gemini.rate_gate import CODE_ASSIST_URL, GEMINI_API_URL, GateLedger, RateGate, permit_taker, summed
 from nh_assets.gemini.rate_limit import DailyCapExceeded, RateLimitConfigError, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
-from nh_assets.gemini.usage import ModelUsage, total, usage_by_model, usage_metadata
+from nh_assets.gemini.usage import ModelUsage, mismatches, total, usage_by_model, usage_metadata
+from nh_assets.gemini.warm_cli.client import WarmCliUnavailable, warm_cli_client
 from nh_assets.redaction import redact, secret_values
 
 # The demo endpoint checks no key, but the CLI insists on one; never a real key sent to a fake.
@@ -53,13 +56,16 @@ _DEMO_API_KEY = "nh-demo-key-not-a-secret"
 class GeminiResult:
     response: str
     model: str
-    usage: dict[str, ModelUsage]
     gate: GateLedger
     duration_s: float
     demo: bool
-    process_slot_wait_s: float = 0.0
+    process_permit_wait_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
     transport: str = "oneshot"
+
+    @property
+    def usage(self) -> dict[str, ModelUsage]:
+        return self.gate.usage
 
     @property
     def input_tokens(self) -> int:
@@ -79,7 +85,8 @@ class GeminiResult:
             **usage_metadata(self.usage, gate_requests=self.gate.requests),
             "gemini.duration_s": dg.MetadataValue.float(round(self.duration_s, 3)),
             "gemini.rate_limit_wait_s": dg.MetadataValue.float(round(self.gate.waited_s, 3)),
-            "gemini.process_slot_wait_s": dg.MetadataValue.float(round(self.process_slot_wait_s, 3)),
+            # The key keeps its first name: materializations recorded under it stay comparable.
+            "gemini.process_slot_wait_s": dg.MetadataValue.float(round(self.process_permit_wait_s, 3)),
             "gemini.demo": dg.MetadataValue.bool(self.demo),
             "gemini.transport": dg.MetadataValue.text(self.transport),
         }
@@ -87,22 +94,14 @@ class GeminiResult:
 
 def combined(results: list[GeminiResult]) -> GeminiResult:
     """Several calls of one step (an answer and its re-asks) as one: what the step cost."""
-    usage: dict[str, ModelUsage] = {}
-    gate = GateLedger()
-    for result in results:
-        for model, entry in result.usage.items():
-            usage[model] = usage.get(model, ModelUsage()) + entry
-        gate.requests.update(result.gate.requests)
-        gate.waited_s += result.gate.waited_s
     last = results[-1]
     return GeminiResult(
         response=last.response,
         model=last.model,
-        usage=usage,
-        gate=gate,
+        gate=summed(r.gate for r in results),
         duration_s=sum(r.duration_s for r in results),
         demo=last.demo,
-        process_slot_wait_s=sum(r.process_slot_wait_s for r in results),
+        process_permit_wait_s=sum(r.process_permit_wait_s for r in results),
         warnings=[w for r in results for w in r.warnings],
         # The transport that served the calls: "acp" or "oneshot", or both named when they differed.
         transport="+".join(sorted({r.transport for r in results})),
@@ -122,74 +121,22 @@ def _parse_cli_json(stdout: str) -> dict:
     return doc
 
 
-def reconcile(gate: GateLedger, usage: dict[str, ModelUsage]) -> list[str]:
-    """Differences between what crossed the gate and what the CLI says it sent, per model."""
-    models = sorted(set(gate.requests) | set(usage))
-    return [
-        f"{model}: {gate.requests.get(model, 0)} request(s) crossed the rate gate, the CLI reports "
-        f"{usage.get(model, ModelUsage()).requests}"
-        for model in models
-        if gate.requests.get(model, 0) != usage.get(model, ModelUsage()).requests
-    ]
-
-
 class GeminiCLIResource(dg.ConfigurableResource):
     """Runs prompts through the Gemini CLI under the shared rate limit."""
 
-    cli_path: str = Field(default="gemini", description="Path or PATH name of the gemini executable (NH_GEMINI_CLI).")
-    demo: bool = Field(default=False, description="Label every output as fake: the endpoint is the demo API (NH_DEMO).")
-    api_base_url: str = Field(
-        default="", description="Gemini API endpoint instead of Google's, e.g. the demo's (NH_GEMINI_API_URL)."
-    )
-    rate_per_minute: int = Field(default=50, description="Requests per minute across all processes (NH_RATE_PER_MINUTE).")
-    rate_per_day: int = Field(default=1000, description="Hard cap of requests per day (NH_RATE_PER_DAY).")
-    rate_limit_db: str = Field(description="SQLite file holding the shared rate-limit bucket (NH_RATE_LIMIT_DB).")
-    rate_limit_backend: str = Field(
-        default="sqlite",
-        description="Where the shared bucket lives: sqlite (rate_limit_db) or postgres (NH_RATE_LIMIT_BACKEND).",
-    )
-    rate_limit_postgres_url: str = Field(
-        default="",
-        description="Postgres bucket URL; set from an environment variable (dg.EnvVar) so it is never shown.",
-    )
-    max_processes: int = Field(
-        default=4, ge=1, description="CLI processes at once, machine-wide, across every run (NH_MAX_GEMINI_PROCESSES)."
-    )
-    process_slots_dir: str = Field(
-        default="", description="Directory of the shared process slot files; empty: beside rate_limit_db."
-    )
-    workdir_root: str = Field(description="Parent directory of the CLI's per-call empty working directories.")
-    skip_trust: bool = Field(default=True, description="Pass --skip-trust: the per-call directory is ours and empty.")
-    retry_base_s: float = Field(default=5.0, description="First retry delay; doubles per retry, with jitter.")
-    rate_limit_backoff_s: float = Field(default=120.0, description="First delay after a 429; doubles per retry.")
-    kill_grace_s: float = Field(default=5.0, description="Seconds between SIGTERM and SIGKILL on timeout.")
-    system_prompt_path: str = Field(
-        default="", description="The NeuroHelix system prompt file, sent instead of the CLI's own (GEMINI_SYSTEM_MD)."
-    )
-    no_relaunch: bool = Field(
-        default=True,
-        description="Set GEMINI_CLI_NO_RELAUNCH: the CLI otherwise re-execs a second node process "
-        "(measured: 1.8 s instead of 2.7-3.5 s per call, same peak memory).",
-    )
-
-    transport: Literal["acp", "oneshot"] = Field(
-        default="oneshot",
-        description="acp: serve prompts from warm CLI processes in ACP mode (gemini/acp), one-shot when the "
-        "pool cannot; oneshot: start one CLI per call (NH_GEMINI_TRANSPORT).",
-    )
-    pool_idle_s: float = Field(default=120.0, description="Seconds an idle warm CLI, and the pool, stay up.")
+    config: GeminiConfig = Field(description="The one Gemini configuration, built from the operator's settings.")
 
     _limiter: SharedRateLimit | None = PrivateAttr(default=None)
-    _process_slots: ProcessSlots | None = PrivateAttr(default=None)
+    _process_permits: ProcessPermits | None = PrivateAttr(default=None)
     _cli_home: Path | None = PrivateAttr(default=None)
-    _gates: dict[str, ApiGate] = PrivateAttr(default_factory=dict)
+    _gates: dict[str, RateGate] = PrivateAttr(default_factory=dict)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        slots_dir = Path(self.process_slots_dir or Path(self.rate_limit_db).parent / "gemini_process_slots")
-        self._process_slots = ProcessSlots(slots_dir, self.max_processes)
-        if self.api_base_url:
-            Path(self.workdir_root).mkdir(parents=True, exist_ok=True)
-            self._cli_home = write_cli_home(Path(tempfile.mkdtemp(prefix="cli-home-", dir=self.workdir_root)))
+        config = self.config
+        self._process_permits = ProcessPermits(config.permits_dir, config.max_gemini_processes)
+        if config.gemini_api_url:
+            Path(config.workdir_root).mkdir(parents=True, exist_ok=True)
+            self._cli_home = write_cli_home(Path(tempfile.mkdtemp(prefix="cli-home-", dir=config.workdir_root)))
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         for gate in self._gates.values():
@@ -207,39 +154,42 @@ class GeminiCLIResource(dg.ConfigurableResource):
         classified one-line error rather than a resource-initialisation traceback."""
         if self._limiter is None:
             try:
+                config = self.config
                 store = store_for(
-                    self.rate_limit_backend,
-                    sqlite_path=Path(self.rate_limit_db),
-                    postgres_url=self.rate_limit_postgres_url,
+                    config.rate_limit_backend,
+                    sqlite_path=Path(config.rate_limit_db),
+                    postgres_url=config.rate_limit_bucket_url,
                 )
-                self._limiter = SharedRateLimit(store, self.rate_per_minute, self.rate_per_day)
+                self._limiter = SharedRateLimit(store, config.rate_per_minute, config.rate_per_day)
             except (RateLimitStoreError, RateLimitConfigError) as exc:
                 raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
         return self._limiter
 
-    def _open_gates(self, log) -> dict[str, ApiGate]:
+    def _open_gates(self, log) -> dict[str, RateGate]:
         """One gate per endpoint the CLI may use: the Gemini API (API-key auth, or the configured
         endpoint) and, without a configured endpoint, Code Assist (a Google login)."""
         if not self._gates:
-            take_slot = slot_taker(self._shared_rate_limit(), log)
+            take_permit = permit_taker(self._shared_rate_limit(), log)
             # An endpoint the operator set for the CLI (a proxy, say) stays the upstream.
-            upstream = self.api_base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or GEMINI_API_URL
-            self._gates["GOOGLE_GEMINI_BASE_URL"] = ApiGate(upstream, take_slot)
-            if not self.api_base_url:
+            upstream = self.config.gemini_api_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or GEMINI_API_URL
+            self._gates["GOOGLE_GEMINI_BASE_URL"] = RateGate(upstream, take_permit)
+            if not self.config.gemini_api_url:
                 code_assist = os.environ.get("CODE_ASSIST_ENDPOINT") or CODE_ASSIST_URL
-                self._gates["CODE_ASSIST_ENDPOINT"] = ApiGate(code_assist, take_slot)
+                self._gates["CODE_ASSIST_ENDPOINT"] = RateGate(code_assist, take_permit)
         return self._gates
 
     def _child_env(self) -> dict[str, str]:
-        overrides = {"GEMINI_CLI_NO_RELAUNCH": "true"} if self.no_relaunch else {}
+        config = self.config
+        # Without it the CLI re-execs a second node process, which doubles its start-up.
+        overrides = {"GEMINI_CLI_NO_RELAUNCH": "true"} if config.no_relaunch else {}
         # The per-call folder is ours and holds the call's settings (``call``): trust it.
         overrides["GEMINI_CLI_TRUST_WORKSPACE"] = "true"
-        if self.system_prompt_path:
-            overrides["GEMINI_SYSTEM_MD"] = str(Path(self.system_prompt_path).resolve())
-        if self.api_base_url:
+        if config.system_prompt:
+            overrides["GEMINI_SYSTEM_MD"] = str(Path(config.system_prompt).resolve())
+        if config.gemini_api_url:
             assert self._cli_home is not None, "resource used outside Dagster execution"
             overrides.update(HOME=str(self._cli_home), GEMINI_CLI_HOME=str(self._cli_home))
-            if self.demo:
+            if config.demo:
                 overrides["GEMINI_API_KEY"] = _DEMO_API_KEY
         # The CLI reaches the API only through the rate gates.
         overrides.update({name: gate.url for name, gate in self._gates.items()})
@@ -249,31 +199,33 @@ class GeminiCLIResource(dg.ConfigurableResource):
         return child_env(GEMINI_CLI, **overrides)
 
     def resolve_cli(self) -> str:
-        found = shutil.which(self.cli_path)
+        found = shutil.which(self.config.gemini_cli)
         if found is None:
-            raise GeminiFailure(FailureKind.CLI_MISSING, f"Gemini CLI {self.cli_path!r} not found or not executable")
+            raise GeminiFailure(
+                FailureKind.CLI_MISSING, f"Gemini CLI {self.config.gemini_cli!r} not found or not executable"
+            )
         return found
 
     def command(self, *, cli: str, model: str, prompt: str, approval_mode: str) -> list[str]:
         args = [cli, "-m", model, "-o", "json", "--approval-mode", approval_mode]
-        if self.skip_trust:
+        if self.config.skip_trust:
             args.append("--skip-trust")
         return [*args, "-p", prompt]
 
     def backoff_seconds(self, failure: GeminiFailure, retry_number: int) -> float:
         """Exponential backoff with full jitter on top; 429s start from a much longer base."""
-        base = self.rate_limit_backoff_s if failure.kind is FailureKind.RATE_LIMIT else self.retry_base_s
+        base = self.config.rate_limit_backoff_s if failure.kind is FailureKind.RATE_LIMIT else self.config.retry_base_s
         delay = base * (2**retry_number)
         return round(delay + random.uniform(0, delay / 2), 2)
 
     def generate(
         self, context: dg.AssetExecutionContext | dg.OpExecutionContext, *, prompt: str, call: ModelCall
     ) -> GeminiResult:
-        """One attempt: hold a process slot, run the CLI behind the rate gate, parse its JSON; raise GeminiFailure."""
+        """One attempt, on a warm CLI or one-shot, behind the rate gate; raises GeminiFailure."""
         if call.approval_mode == "yolo":
             context.log.warning("approval mode yolo: the registry row asked for it in its tools column")
         cli = self.resolve_cli()
-        assert self._process_slots is not None, "resource used outside Dagster execution"
+        assert self._process_permits is not None, "resource used outside Dagster execution"
         gates = self._open_gates(context.log.info)
         try:
             self._shared_rate_limit().check_day_left()
@@ -283,29 +235,31 @@ class GeminiCLIResource(dg.ConfigurableResource):
             raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
 
         env = self._child_env()
-        if self.transport == "acp":
+        if self.config.gemini_transport == "acp":
             upstreams = {name: gate.upstream for name, gate in gates.items()}
             try:
-                # The pool redacts its log and causes with the secrets of the environment it runs.
-                pool = client_for(self, cli=cli, cli_env=env, upstreams=upstreams, secrets=sorted(secret_values(env)))
-                answer = pool.generate(prompt=prompt, call=call)
-            except PoolUnavailable as exc:
-                context.log.warning(f"Gemini transport oneshot: the warm pool could not take this prompt ({exc})")
+                # The service redacts its log and causes with the secrets of the environment it runs.
+                client = warm_cli_client(
+                    self.config, cli=cli, cli_env=env, upstreams=upstreams, secrets=sorted(secret_values(env))
+                )
+                answer = client.generate(prompt=prompt, call=call)
+            except WarmCliUnavailable as exc:
+                context.log.warning(f"Gemini transport oneshot: the warm CLI could not take this prompt ({exc})")
             else:
                 for warning in answer.warnings:
-                    context.log.warning(f"warm pool: {warning}")
+                    context.log.warning(f"warm CLI: {warning}")
                 return GeminiResult(
-                    response=answer.response, model=call.model, usage=answer.usage, gate=answer.gate,
-                    duration_s=answer.duration_s, demo=self.demo, process_slot_wait_s=answer.slot_wait_s,
-                    warnings=answer.warnings, transport="acp",
+                    response=answer.response, model=call.model, gate=answer.gate, duration_s=answer.duration_s,
+                    demo=self.config.demo, process_permit_wait_s=answer.permit_wait_s, warnings=answer.warnings,
+                    transport="acp",
                 )
-        Path(self.workdir_root).mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix="call-", dir=self.workdir_root))
+        Path(self.config.workdir_root).mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="call-", dir=self.config.workdir_root))
         try:
             call.write_settings(workdir)
-            # The process slot first: the rate slots are taken by the gate at each request, once
-            # the CLI has started, so none is spent while waiting for a process slot.
-            with self._process_slots.hold(context.log.info) as slot:
+            # The process permit first: the rate permits are taken by the gate at each request,
+            # once the CLI has started, so none is spent while waiting for a process permit.
+            with self._process_permits.hold(context.log.info) as permit:
                 for gate in gates.values():
                     gate.begin()
                 started = time.monotonic()
@@ -314,12 +268,12 @@ class GeminiCLIResource(dg.ConfigurableResource):
                     env=env,
                     cwd=str(workdir),
                     timeout_s=call.timeout_s,
-                    # The CLI holds the slot too: if this step process dies, the slot stays taken
-                    # until the orphaned CLI exits.
-                    pass_fds=(slot.fd,),
+                    # The CLI holds the permit too: if this step process dies, the permit stays
+                    # taken until the orphaned CLI exits.
+                    pass_fds=(permit.fd,),
                 )
                 duration = time.monotonic() - started
-                ledger = self._merged_ledger(gates)
+                ledger = summed(gate.ledger() for gate in gates.values())
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         if ledger.refusal is not None:
@@ -330,30 +284,18 @@ class GeminiCLIResource(dg.ConfigurableResource):
                 context.log.debug(f"gemini stderr (redacted): {stderr[-2000:]}")
             raise failure
         doc = _parse_cli_json(stdout)
-        usage = usage_by_model(doc.get("stats") or {})
-        warnings = reconcile(ledger, usage)
+        warnings = mismatches(ledger.usage, usage_by_model(doc.get("stats") or {}), admitted=ledger.requests)
         for warning in warnings:
-            context.log.warning(f"request count mismatch: {warning}")
+            context.log.warning(f"usage mismatch: {warning}")
         return GeminiResult(
             response=doc["response"],
             model=call.model,
-            usage=usage,
             gate=ledger,
             duration_s=duration,
-            demo=self.demo,
-            process_slot_wait_s=slot.waited_s,
+            demo=self.config.demo,
+            process_permit_wait_s=permit.waited_s,
             warnings=warnings,
         )
-
-    @staticmethod
-    def _merged_ledger(gates: dict[str, ApiGate]) -> GateLedger:
-        merged = GateLedger()
-        for gate in gates.values():
-            ledger = gate.ledger()
-            merged.requests.update(ledger.requests)
-            merged.waited_s += ledger.waited_s
-            merged.refusal = merged.refusal or ledger.refusal
-        return merged
 
     def _run(
         self,
@@ -369,7 +311,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
         ``GeminiFailure``, which redact."""
         try:
             done = subprocesses.run(
-                args, env=env, cwd=cwd, timeout_s=timeout_s, kill_grace_s=self.kill_grace_s, pass_fds=pass_fds
+                args, env=env, cwd=cwd, timeout_s=timeout_s, kill_grace_s=self.config.kill_grace_s, pass_fds=pass_fds
             )
         except FileNotFoundError:
             raise GeminiFailure(FailureKind.CLI_MISSING, f"cannot execute {args[0]!r}") from None

@@ -1,14 +1,17 @@
-"""What one CLI call cost: API requests and tokens, per model and summed.
+"""What one call cost: API requests and tokens, per model and summed.
 
 A call can use several models: with ``google_web_search`` the main model asks for a search, the
-CLI runs it on its ``web-search`` model (``gemini-3-flash-preview`` in 0.61.0) and sends the
-result back to the main model. The CLI reports each model under ``stats.models`` with
-``api.totalRequests`` and ``tokens``; this module keeps that split, so a day's real cost can be
-read per model from the materializations, and sums it for the plots.
+CLI runs it on its ``web-search`` model and sends the result back to the main model. The rate
+gate reads each generation answer's ``usageMetadata`` (``usage_of_answer``) and keeps the same
+figures per model as the CLI's own ``stats.models`` (requests, input as prompt minus cached,
+output, thinking, total), so a day's real cost can be read per model from the materializations
+whichever transport served it. The CLI's own report (``usage_by_model``, the warm CLI's
+``_meta.quota``) is only a cross-check (``mismatches``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -31,7 +34,7 @@ class ModelUsage:
 
     @classmethod
     def from_dict(cls, entry: Mapping) -> "ModelUsage":
-        """The inverse of ``as_dict`` (the warm pool sends usage to the step in that shape)."""
+        """The inverse of ``as_dict`` (the warm CLI service sends usage to the step in that shape)."""
         return cls(
             requests=int(entry.get("requests", 0)), input_tokens=int(entry.get("input", 0)),
             output_tokens=int(entry.get("output", 0)), thinking_tokens=int(entry.get("thinking", 0)),
@@ -70,6 +73,72 @@ def usage_by_model(stats: Mapping) -> dict[str, ModelUsage]:
     return usage
 
 
+def _usage_of(chunk: dict) -> tuple[str | None, ModelUsage] | None:
+    meta = chunk.get("usageMetadata")
+    if not isinstance(meta, dict):
+        return None
+
+    def count(name: str) -> int:
+        try:
+            return int(meta.get(name) or 0)
+        except (TypeError, ValueError):
+            return 0
+
+    prompt, cached = count("promptTokenCount"), count("cachedContentTokenCount")
+    usage = ModelUsage(
+        requests=1,
+        input_tokens=max(0, prompt - cached),
+        output_tokens=count("candidatesTokenCount"),
+        thinking_tokens=count("thoughtsTokenCount"),
+        total_tokens=count("totalTokenCount"),
+    )
+    return (chunk.get("modelVersion") or None), usage
+
+
+def usage_of_answer(body: bytes) -> tuple[str | None, ModelUsage] | None:
+    """The usage of one generation answer: a JSON object, a JSON array of stream chunks, or
+    server-sent events (``alt=sse``); the last chunk carrying ``usageMetadata`` wins."""
+    text = body.decode("utf-8", errors="replace").strip()
+    chunks: list = []
+    if text.startswith("data:") or "\ndata:" in text:
+        for line in text.splitlines():
+            if line.startswith("data:"):
+                try:
+                    chunks.append(json.loads(line[5:].strip()))
+                except ValueError:
+                    continue
+    else:
+        try:
+            doc = json.loads(text or "null")
+        except ValueError:
+            return None
+        chunks = doc if isinstance(doc, list) else [doc]
+    found = None
+    for chunk in chunks:
+        if isinstance(chunk, dict):
+            found = _usage_of(chunk) or found
+    return found
+
+
+def mismatches(
+    read: Mapping[str, ModelUsage], reported: Mapping[str, ModelUsage], *, admitted: Mapping[str, int]
+) -> list[str]:
+    """What the CLI says it used against what crossed the rate gate, per model: requests admitted
+    (when the CLI counts them: ``stats.models`` does, the warm CLI's ``_meta.quota`` does not)
+    and output tokens."""
+    counts_requests = any(entry.requests for entry in reported.values())
+    found = []
+    for model in sorted(set(reported) | (set(admitted) if counts_requests else set())):
+        said, seen = reported.get(model, ModelUsage()), read.get(model, ModelUsage())
+        if counts_requests and said.requests != admitted.get(model, 0):
+            found.append(
+                f"{model}: {admitted.get(model, 0)} request(s) crossed the rate gate, the CLI reports {said.requests}"
+            )
+        if said.output_tokens != seen.output_tokens:
+            found.append(f"{model}: the CLI reports {said.output_tokens} output tokens, the gate read {seen.output_tokens}")
+    return found
+
+
 def total(usage: Mapping[str, ModelUsage]) -> ModelUsage:
     summed = ModelUsage()
     for entry in usage.values():
@@ -80,8 +149,8 @@ def total(usage: Mapping[str, ModelUsage]) -> ModelUsage:
 def usage_metadata(usage: Mapping[str, ModelUsage], *, gate_requests: Mapping[str, int]) -> dict[str, dg.MetadataValue]:
     """Summed figures as ints (the asset's plots), the split per model as JSON.
 
-    ``gemini.api_requests`` is what crossed the rate gate, the number the quota sees; the CLI's
-    own count per model is kept beside it in ``gemini.models``.
+    ``gemini.api_requests`` is what crossed the rate gate, the number the quota sees; the
+    requests answered with usage, per model, are kept beside it in ``gemini.models``.
     """
     summed = total(usage)
     return {

@@ -11,7 +11,7 @@ remove; the daily schedule (stopped until an operator starts it) removes for rea
 Removing a day's files never touches Dagster's history: every materialization and every asset
 check result of every day stays, expired or kept. (Dagster 1.13's ``wipe_asset_partitions``
 raises ``NotImplementedError`` on SQL storages, and wiping a whole asset to forget some days
-deleted the older materializations and all check results of the days kept.) Instead, each
+would delete the materializations and check results of the days kept.) Instead, each
 partition whose artifact was removed gets an ``AssetObservation`` from the retention run, with
 ``nh.files_removed`` (the paths) and a description: the UI lists it in the asset's events and in
 the partition's detail, next to the materialization it follows. The partition stays

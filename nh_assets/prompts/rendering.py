@@ -1,10 +1,9 @@
 """Turning a registry row and its upstream artifacts into the one prompt the model receives.
 
-The old pipeline let prompts read "every .md in today's folder" with file tools, which raced its
-own wave. Here the inputs are explicit: each upstream artifact is pasted into the prompt under
-a named source header, so the model needs no file tools and the prompt alone explains the
-answer. The header lines (``NEUROHELIX PROMPT``, ``RESPONSE FORMAT``, ``ALLOWED CATEGORIES``)
-are a stable contract that the project's fake Gemini also reads.
+The inputs are explicit: each upstream artifact is pasted into the prompt under a named source
+header, so the model needs no file tools and the prompt alone explains the answer. The header
+lines (``NEUROHELIX PROMPT``, ``RESPONSE FORMAT``, ``ALLOWED CATEGORIES``) are a stable contract
+that the project's fake Gemini also reads.
 
 Context is capped twice: by the row's ``token_budget`` (about four characters a token) and by
 what Linux accepts as one command-line argument (the CLI takes the prompt via ``-p``, and

@@ -1,6 +1,6 @@
 """Concurrency limits under real processes: the shared rate limit, the machine-wide CLI process
-slots, the one-run-per-day queue, the class pools, the order of a multi-day backfill, and that a
-terminated run leaves no CLI behind holding a slot.
+permits, the one-run-per-day queue, the Dagster pools of each class, the order of a multi-day backfill, and that a
+terminated run leaves no CLI behind holding a process permit.
 
 The first tests race real OS processes on real files. The rest drive a real ``dagster dev``
 (webserver + daemon) with the fake CLI, and judge from the fake CLI's per-call log (start, end,
@@ -24,7 +24,7 @@ import dagster as dg
 import pytest
 
 from nh_assets.registry import load_registry
-from nh_assets.gemini.process_slots import ProcessSlots
+from nh_assets.gemini.process_permits import ProcessPermits
 from nh_assets.gemini.rate_limit import SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import SQLiteStore
 from nh_assets.process_stat import process_stat
@@ -32,7 +32,7 @@ from nh_assets.settings import REPO_ROOT
 from nh_assets_tests.support.dagster_server import DagsterServer, overlaps, run_span, running_dagster, wait_for_runs
 from nh_assets_tests.support.fakes import pipeline_env
 
-# fork: workers start at once (no re-import); each builds its own limiter or slots after the fork.
+# fork: workers start at once (no re-import); each builds its own limiter or process permits after the fork.
 _FORK = multiprocessing.get_context("fork")
 
 
@@ -50,7 +50,7 @@ def _maxoverlaps(intervals: list[tuple[float, float]]) -> int:
 
 RATE = 5
 MINUTE_MS = 60_000
-TRY_FOR_S = 30.0  # a worker stops at once when the next slot is further off (a minute)
+TRY_FOR_S = 30.0  # a worker stops at once when the next rate permit is further off (a minute)
 
 
 def _rate_worker(db: str, ready, go, window, out: str) -> None:
@@ -73,7 +73,7 @@ def _rate_worker(db: str, ready, go, window, out: str) -> None:
 
 def test_two_processes_never_exceed_the_per_minute_limit_in_any_window(tmp_path):
     """Three requests made 58.5 s before the start fill most of the window and leave it 2.5 s in
-    (the window is 61 s), so the sliding window (not a fixed minute) decides: 2 slots at once, 3
+    (the window is 61 s), so the sliding window (not a fixed minute) decides: 2 rate permits at once, 3
     more 2.5 s later, then none for a minute."""
     db = tmp_path / "rate.sqlite"
     SharedRateLimit(SQLiteStore(db), per_minute=RATE, per_day=1000).close()
@@ -102,7 +102,7 @@ def test_two_processes_never_exceed_the_per_minute_limit_in_any_window(tmp_path)
     assert [worker.exitcode for worker in workers] == [0, 0]
     results = [json.loads(out.read_text()) for out in outs]
     taken = sorted(t for r in results for t in r["taken"])
-    # Every slot that exists in those seconds was used, by the two processes together; no more,
+    # Every rate permit that exists in those seconds was used, by the two processes together; no more,
     assert len(taken) == RATE
     # and 3 of them only once the old requests had left the window.
     assert sum(t * 1000 >= earlier_ms + MINUTE_MS for t in taken) == 3
@@ -115,14 +115,14 @@ def test_two_processes_never_exceed_the_per_minute_limit_in_any_window(tmp_path)
         assert in_window <= RATE, f"{in_window} requests within a minute of {start}"
 
 
-# --- the machine-wide CLI process slots --------------------------------------------------------
+# --- the machine-wide CLI process permits ------------------------------------------------------
 
 
-def _slot_worker(directory: str, limit: int, rounds: int, hold_s: float, out: str) -> None:
-    slots = ProcessSlots(Path(directory), limit, poll_s=0.02)
+def _permit_worker(directory: str, limit: int, rounds: int, hold_s: float, out: str) -> None:
+    permits = ProcessPermits(Path(directory), limit, poll_s=0.02)
     held = []
     for _ in range(rounds):
-        with slots.hold():
+        with permits.hold():
             start = time.time()
             time.sleep(hold_s)
             held.append((start, time.time()))
@@ -130,10 +130,10 @@ def _slot_worker(directory: str, limit: int, rounds: int, hold_s: float, out: st
 
 
 @pytest.mark.parametrize("limit", [1, 2])
-def test_process_slots_bound_concurrent_holders_across_processes(tmp_path, limit):
+def test_process_permits_bound_concurrent_holders_across_processes(tmp_path, limit):
     outs = [tmp_path / f"holder{i}.json" for i in range(3)]
     workers = [
-        _FORK.Process(target=_slot_worker, args=(str(tmp_path / "slots"), limit, 3, 0.3, str(out))) for out in outs
+        _FORK.Process(target=_permit_worker, args=(str(tmp_path / "permits"), limit, 3, 0.3, str(out))) for out in outs
     ]
     for worker in workers:
         worker.start()
@@ -142,18 +142,18 @@ def test_process_slots_bound_concurrent_holders_across_processes(tmp_path, limit
         assert worker.exitcode == 0
     held = [tuple(interval) for out in outs for interval in json.loads(out.read_text())]
     assert len(held) == 9
-    # Exactly the limit: never more, and the slots are really used in parallel when there are several.
+    # Exactly the limit: never more, and the permits are really used in parallel when there are several.
     assert _maxoverlaps(held) == limit
 
 
 def _hold_forever(directory: str, ready: str) -> None:
-    slot = ProcessSlots(Path(directory), 1).acquire()
-    Path(ready).write_text(str(slot.index))
+    permit = ProcessPermits(Path(directory), 1).acquire()
+    Path(ready).write_text(str(permit.index))
     time.sleep(600)
 
 
-def test_a_killed_holder_frees_its_slot_and_waiters_say_so_once(tmp_path):
-    directory, ready = tmp_path / "slots", tmp_path / "ready"
+def test_a_killed_holder_frees_its_permit_and_waiters_say_so_once(tmp_path):
+    directory, ready = tmp_path / "permits", tmp_path / "ready"
     holder = _FORK.Process(target=_hold_forever, args=(str(directory), str(ready)))
     holder.start()
     try:
@@ -161,17 +161,17 @@ def test_a_killed_holder_frees_its_slot_and_waiters_say_so_once(tmp_path):
         while not ready.exists():
             assert time.monotonic() < deadline and holder.is_alive()
             time.sleep(0.05)
-        slots = ProcessSlots(directory, 1, poll_s=0.05)
+        permits = ProcessPermits(directory, 1, poll_s=0.05)
         with pytest.raises(TimeoutError):
-            slots.acquire(max_wait_s=0.3)
+            permits.acquire(max_wait_s=0.3)
         said: list[str] = []
         threading.Timer(1.0, os.kill, (holder.pid, signal.SIGKILL)).start()
-        slot = slots.acquire(said.append, max_wait_s=20)
-        slots.release(slot)
+        permit = permits.acquire(said.append, max_wait_s=20)
+        permits.release(permit)
     finally:
         holder.kill()
         holder.join()
-    assert slot.waited_s >= 0.9
+    assert permit.waited_s >= 0.9
     assert len(said) == 1 and "NH_MAX_GEMINI_PROCESSES" in said[0]
 
 
@@ -328,7 +328,7 @@ def _alive(pid: int) -> bool:
     return stat is not None and not stat.exited
 
 
-def test_terminating_a_run_kills_its_cli_and_frees_the_process_slot(server):
+def test_terminating_a_run_kills_its_cli_and_frees_the_process_permit(server):
     pids = server.dagster_home.parent / "fake_cli_state" / "hang_pids"
     run_id = server.submit_daily("2026-11-17", [HANGS])
     deadline = time.monotonic() + 90
@@ -342,11 +342,11 @@ def test_terminating_a_run_kills_its_cli_and_frees_the_process_slot(server):
     while _alive(cli_pid) or _alive(its_child):
         assert time.monotonic() < deadline, "the CLI outlived its terminated run"
         time.sleep(0.2)
-    # Every slot is free again: none stays held by an orphaned CLI.
-    slots = ProcessSlots(server.dagster_home / "gemini_process_slots", MAX_PROCESSES)
-    held = [slots.acquire(max_wait_s=10) for _ in range(MAX_PROCESSES)]
-    for slot in held:
-        slots.release(slot)
+    # Every process permit is free again: none stays held by an orphaned CLI.
+    permits = ProcessPermits(server.dagster_home / "gemini_process_permits", MAX_PROCESSES)
+    held = [permits.acquire(max_wait_s=10) for _ in range(MAX_PROCESSES)]
+    for permit in held:
+        permits.release(permit)
     with dg.DagsterInstance.from_config(str(server.dagster_home)) as instance:
         deadline = time.monotonic() + 60
         while not (run := instance.get_run_by_id(run_id)).is_finished:

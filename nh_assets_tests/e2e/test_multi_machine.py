@@ -3,7 +3,7 @@ schemas, and the deployment run for real on this machine with every part a separ
 
 What runs here: PostgreSQL (storage and the Gemini bucket) and Redis (the Celery broker), both
 Debian's servers; two Celery workers started by ``dagster-celery worker start`` with the repo's
-worker config, each with its own DAGSTER_HOME, working directories and process slots, as two
+worker config, each with its own DAGSTER_HOME, working directories and process permits, as two
 machines would have; and the daily job submitted from a third process with ``NH_EXECUTOR=celery``.
 What is only validated: systemd units and the example environment file (nothing here runs
 systemd), and distinct hosts (the workers share one kernel and, as over NFS, one data root).
@@ -26,7 +26,7 @@ import yaml
 
 from nh_assets.settings import REPO_ROOT, SettingsError, load_settings
 from nh_assets_tests.support.dagster_server import stop_process_group
-from nh_assets_tests.support.fakes import INSTANCE_YAML, install_fake, shared_fake_api
+from nh_assets_tests.support.fakes import INSTANCE_YAML, ONESHOT_FOR_THE_FAKE_CLI, install_fake, shared_fake_api
 from nh_assets_tests.support.postgres_server import dagster_url
 from nh_assets_tests.support.redis_server import running_redis
 
@@ -145,7 +145,7 @@ def test_the_daily_job_runs_across_two_celery_workers_sharing_postgres(tmp_path,
             "NH_EXECUTOR": "celery",
             "NH_DATA_ROOT": str(data_root),
             "NH_GEMINI_CLI": str(install_fake(tmp_path / name / "bin" / "gemini")),
-            "NH_GEMINI_TRANSPORT": "oneshot",  # the Python fake speaks the headless contract only
+            **ONESHOT_FOR_THE_FAKE_CLI,
             "NH_PARTITION_START": "2026-11-01",
             "NH_TIMEZONE": "UTC",
             "NH_DEMO": "0",

@@ -29,7 +29,7 @@ from nh_assets.gemini.rate_limit_stores import TABLE
 from nh_assets.redaction import redact_url
 from nh_assets.settings import SettingsError, load_settings
 from nh_assets_tests.support.dagster_server import overlaps, run_span, running_dagster, wait_for_runs
-from nh_assets_tests.support.fakes import pipeline_env, shared_fake_api
+from nh_assets_tests.support.fakes import gemini_config, pipeline_env, shared_fake_api
 from nh_assets_tests.support.postgres_server import dagster_url
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -72,10 +72,10 @@ def test_the_bucket_url_stays_an_environment_variable_in_the_resource_config(tmp
     env = pipeline_env(tmp_path, instance="postgres", NH_POSTGRES_URL="postgresql+psycopg2://nh:hunter22@db:5432/nh")
     defs = build_definitions(load_settings(env), load_registry(REPO_ROOT / "registry" / "prompts.tsv"))
     gemini = defs.resources["gemini"]
-    assert gemini.rate_limit_backend == "postgres"
+    assert gemini.config.rate_limit_backend == "postgres"
     # Dagster resolves the EnvVar in each step process; the UI shows the variable's name.
-    assert isinstance(gemini.rate_limit_postgres_url, dg.EnvVar)
-    assert gemini.rate_limit_postgres_url == "NH_POSTGRES_URL"
+    assert isinstance(gemini.config.rate_limit_bucket_url, dg.EnvVar)
+    assert gemini.config.rate_limit_bucket_url == "NH_POSTGRES_URL"
 
 
 def test_redact_url_hides_only_the_password():
@@ -91,8 +91,11 @@ def test_an_unreachable_bucket_fails_the_call_in_one_line_without_the_password(t
 
     url = f"postgresql://nh:s3cretpw@127.0.0.1:{free_port()}/nh"
     resource = GeminiCLIResource(
-        cli_path=str(fake_cli), rate_limit_db=str(tmp_path / "rate.sqlite"), workdir_root=str(tmp_path / "w"),
-        rate_limit_backend="postgres", rate_limit_postgres_url=url, api_base_url=shared_fake_api().base_url,
+        config=gemini_config(
+            tmp_path, gemini_cli=str(fake_cli), gemini_transport="oneshot", rate_limit_db=str(tmp_path / "rate.sqlite"),
+            workdir_root=str(tmp_path / "w"), rate_limit_backend="postgres", rate_limit_bucket_url=url,
+            gemini_api_url=shared_fake_api().base_url,
+        )
     )
     with dg.build_resources({"gemini": resource}) as resources, dg.build_asset_context() as context:
         with pytest.raises(GeminiFailure) as caught:
@@ -101,7 +104,7 @@ def test_an_unreachable_bucket_fails_the_call_in_one_line_without_the_password(t
     assert caught.value.kind is FailureKind.RATE_LIMIT_STORE and not caught.value.kind.retryable
     assert "s3cretpw" not in message and "\n" not in message
     assert "postgresql://nh:***@127.0.0.1" in message and "check NH_POSTGRES_URL" in message
-    assert not fake_cli_env["log"].exists(), "the CLI ran without a rate-limit slot"
+    assert not fake_cli_env["log"].exists(), "the CLI ran without a rate permit"
 
 
 RATE = 6
@@ -113,9 +116,12 @@ def _call_until_stopped(url: str, cli: str, workdir: str, log: str, ready, go) -
     """A worker process with its own resource instance, calling Gemini as fast as the bucket lets it."""
     os.environ["FAKE_GEMINI_LOG"] = log
     resource = GeminiCLIResource(
-        cli_path=cli, rate_per_minute=RATE, rate_per_day=1000, rate_limit_db=str(Path(workdir) / "unused.sqlite"),
-        rate_limit_backend="postgres", rate_limit_postgres_url=url, workdir_root=workdir, max_processes=4,
-        api_base_url=shared_fake_api().base_url,
+        config=gemini_config(
+            Path(workdir), gemini_cli=cli, gemini_transport="oneshot", rate_per_minute=RATE, rate_per_day=1000,
+            rate_limit_db=str(Path(workdir) / "unused.sqlite"), rate_limit_backend="postgres",
+            rate_limit_bucket_url=url, workdir_root=workdir, max_gemini_processes=4,
+            gemini_api_url=shared_fake_api().base_url,
+        )
     )
     with dg.build_resources({"gemini": resource}) as resources, dg.build_asset_context() as context:
         ready.set()
@@ -151,7 +157,7 @@ def test_two_workers_with_their_own_resources_never_exceed_the_limit_in_any_wind
             "TO_TIMESTAMP(EXTRACT(EPOCH FROM clock_timestamp()) - 58.5) FROM generate_series(1, 3) RETURNING 1",
         )
         go.set()
-        # The six slots of these seconds come within a few (3 at once, 3 when the seeded requests
+        # The six rate permits of these seconds come within a few (3 at once, 3 when the seeded requests
         # leave the 61 s window); the next opens a minute later. Wait for the six, then as long
         # again for any call that should not have been let through.
         deadline = time.monotonic() + 60

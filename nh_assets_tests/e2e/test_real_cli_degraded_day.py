@@ -31,7 +31,7 @@ from nh_assets.operations.alerts import summarize_failure
 from nh_assets.prompts.checks import SECTIONS_CHECK
 from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT, load_settings
-from nh_assets_tests.support.fakes import shared_fake_api
+from nh_assets_tests.support.fakes import ONESHOT_FOR_THE_FAKE_CLI, shared_fake_api
 from nh_assets_tests.support.sloppy_model import DROPPED_SECTION, SloppyModel, prompt_id_of
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -99,7 +99,7 @@ def test_a_sloppy_model_and_a_failing_prompt_still_publish_the_day(
     registry = load_registry(short_retry_registry)
     data = Path(base["NH_DATA_ROOT"])
     # Yesterday, and a good note for today that the refusing prompt must not overwrite (fast fake CLI).
-    defs = build_definitions(load_settings(base), registry)
+    defs = build_definitions(load_settings({**base, **ONESHOT_FOR_THE_FAKE_CLI}), registry)
     with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
         job = defs.resolve_job_def(DAILY_JOB_NAME)
         assert job.execute_in_process(partition_key=DAY1, instance=instance).success
@@ -107,6 +107,7 @@ def test_a_sloppy_model_and_a_failing_prompt_still_publish_the_day(
     good_note = (data / f"outputs/daily/{DAY2}/{REFUSING}.md").read_bytes()
 
     env = gemini_env_factory(sloppy_api.base_url)
+    # The real CLI on the default transport: warm CLIs.
     env.update(base, NH_GEMINI_CLI=gemini_cli_path, TMPDIR=tempfile.mkdtemp(prefix="nh-"))
     # As an operator would: the CLI's own GOOGLE_GEMINI_BASE_URL names the endpoint; the gate keeps it.
     del env["NH_GEMINI_API_URL"]

@@ -23,7 +23,7 @@ from nh_assets.definitions import DAILY_JOB_NAME, build_definitions
 from nh_assets.settings import REPO_ROOT, load_settings
 from nh_assets_tests.support.dagster_server import free_port
 from nh_assets.demo.api import FakeGeminiAPI
-from nh_assets_tests.support.fakes import shared_fake_api
+from nh_assets_tests.support.fakes import ONESHOT_FOR_THE_FAKE_CLI, shared_fake_api
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY1, DAY2 = "2026-11-21", "2026-11-22"
@@ -50,7 +50,7 @@ def day_one(tmp_path, dagster_home, fake_cli, registry):
     env = {
         "DAGSTER_HOME": str(dagster_home), "NH_DATA_ROOT": str(tmp_path / "data"), "NH_GEMINI_CLI": str(fake_cli),
         "NH_PARTITION_START": "2026-11-01", "NH_TIMEZONE": "UTC",
-        "NH_GEMINI_API_URL": shared_fake_api().base_url, "NH_GEMINI_TRANSPORT": "oneshot",
+        "NH_GEMINI_API_URL": shared_fake_api().base_url, **ONESHOT_FOR_THE_FAKE_CLI,
     }
     defs = build_definitions(load_settings(env), registry)
     with dg.instance_for_test(temp_dir=str(dagster_home)) as instance:
@@ -61,7 +61,8 @@ def day_one(tmp_path, dagster_home, fake_cli, registry):
 def test_full_day_through_the_real_cli(day_one, tmp_path, dagster_home, registry, gemini_cli_path, fake_gemini_api, gemini_env_factory):
     env = gemini_env_factory(fake_gemini_api.base_url)
     # The forkserver's socket lives in TMPDIR; pytest's deep tmp paths exceed AF_UNIX's 108 bytes.
-    env.update(day_one, NH_GEMINI_CLI=gemini_cli_path, TMPDIR=tempfile.mkdtemp(prefix="nh-"), NH_GEMINI_TRANSPORT="acp")
+    env.update(day_one, NH_GEMINI_CLI=gemini_cli_path, TMPDIR=tempfile.mkdtemp(prefix="nh-"))
+    env.pop("NH_GEMINI_TRANSPORT")  # the default transport: warm CLIs
     # As an operator would: the CLI's own GOOGLE_GEMINI_BASE_URL names the endpoint; the gate keeps it.
     del env["NH_GEMINI_API_URL"]
     result = subprocess.run(
@@ -69,15 +70,15 @@ def test_full_day_through_the_real_cli(day_one, tmp_path, dagster_home, registry
         env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "Gemini transport oneshot" not in result.stderr  # every prompt was served by the warm pool
-    # The pool served the command and ends with it: it never outlives what it serves.
-    pool_log = next((dagster_home / "gemini_pool").glob("*.log")).read_text()
+    assert "Gemini transport oneshot" not in result.stderr  # every prompt was served by a warm CLI
+    # The warm CLI service served the command and ends with it: it never outlives what it serves.
+    service_log = next((dagster_home / "gemini_warm_cli").glob("*.log")).read_text()
     for _ in range(100):
-        if "every owner it served is gone: stopping" in pool_log:
+        if "every owner it served is gone: stopping" in service_log:
             break
         time.sleep(0.2)
-        pool_log = next((dagster_home / "gemini_pool").glob("*.log")).read_text()
-    assert "every owner it served is gone: stopping" in pool_log, pool_log[-2000:]
+        service_log = next((dagster_home / "gemini_warm_cli").glob("*.log")).read_text()
+    assert "every owner it served is gone: stopping" in service_log, service_log[-2000:]
     data = Path(env["NH_DATA_ROOT"])
     for spec in registry.prompts:
         assert (data / spec.output_path(DAY2)).is_file(), spec.prompt_id

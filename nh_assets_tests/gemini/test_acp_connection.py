@@ -7,13 +7,13 @@ import collections
 
 import pytest
 
-from nh_assets.gemini.acp.connection import CliExited, WarmCli
+from nh_assets.gemini.warm_cli.connection import CliExited, AcpConnection
 
 
 def test_a_cli_that_exits_at_start_is_described_by_its_exit_code_every_time(tmp_path):
     causes = collections.Counter()
     for _ in range(30):  # the reader thread and the caller race for the exit: try it many times
-        cli = WarmCli(
+        cli = AcpConnection(
             ["sh", "-c", "echo 'Unknown argument: acp' >&2; exit 1"],
             env={"PATH": "/usr/bin:/bin"}, cwd=str(tmp_path), pass_fds=(), redact=lambda text: text,
         )

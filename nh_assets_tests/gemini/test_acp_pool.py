@@ -1,7 +1,7 @@
-"""The warm pool with the REAL Gemini CLI in ACP mode against the project's fake Gemini API.
+"""The warm CLI service with the REAL Gemini CLI in ACP mode against the project's fake Gemini API.
 
-Each test gets its own pool (the pool is keyed by the bucket's folder, here under ``tmp_path``),
-which ends with the test process or after its idle time. The whole day through the pool is
+Each test gets its own warm CLI service (the service is keyed by the bucket's folder, here under ``tmp_path``),
+which ends with the test process or after its idle time. The whole day through the service is
 ``test_real_cli_pipeline.test_full_day_through_the_real_cli``.
 """
 
@@ -23,6 +23,7 @@ from nh_assets.gemini.failures import FailureKind, GeminiFailure
 from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.process_stat import process_stat
 from nh_assets.settings import REPO_ROOT
+from nh_assets_tests.support.fakes import gemini_config
 
 SYSTEM_PROMPT = REPO_ROOT / "registry" / "system_prompt.md"
 
@@ -39,12 +40,12 @@ def api(tmp_path, monkeypatch):
 
 
 def _resource(tmp_path: Path, cli: str, api: FakeGeminiAPI, **overrides) -> GeminiCLIResource:
+    """The default transport, acp (the settings' default: this test names none)."""
     fields = dict(
-        cli_path=cli, rate_limit_db=str(tmp_path / "rate.sqlite"), workdir_root=str(tmp_path / "workdirs"),
-        api_base_url=api.base_url, system_prompt_path=str(SYSTEM_PROMPT), transport="acp", kill_grace_s=2.0,
-        pool_idle_s=60.0,
+        gemini_cli=cli, rate_limit_db=str(tmp_path / "rate.sqlite"), workdir_root=str(tmp_path / "workdirs"),
+        gemini_api_url=api.base_url, system_prompt=str(SYSTEM_PROMPT), kill_grace_s=2.0, warm_cli_idle_s=60.0,
     )
-    return GeminiCLIResource(**{**fields, **overrides})
+    return GeminiCLIResource(config=gemini_config(tmp_path, **{**fields, **overrides}))
 
 
 def _generate(resource: GeminiCLIResource, prompt_id: str = "ai_ecosystem_watch", **call):
@@ -53,9 +54,9 @@ def _generate(resource: GeminiCLIResource, prompt_id: str = "ai_ecosystem_watch"
         return resources.gemini.generate(context, prompt=_prompt(prompt_id), call=call)
 
 
-def _pool_processes(tmp_path: Path) -> tuple[list[int], list[int]]:
-    """(pool service pids, warm CLI pids) of this test's pool, read from /proc."""
-    pool_dir = str(tmp_path / "gemini_pool")
+def _warm_cli_processes(tmp_path: Path) -> tuple[list[int], list[int]]:
+    """(service pids, warm CLI pids) of this test's service, read from /proc."""
+    service_dir = str(tmp_path / "gemini_warm_cli")
     services, parents = [], {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -66,7 +67,7 @@ def _pool_processes(tmp_path: Path) -> tuple[list[int], list[int]]:
             if stat is None or stat.exited:
                 continue
             parents[int(entry)] = (stat.parent, cmdline)
-            if b"nh_assets.gemini.acp.service" in cmdline and os.readlink(f"/proc/{entry}/cwd") == pool_dir:
+            if b"nh_assets.gemini.warm_cli.service" in cmdline and os.readlink(f"/proc/{entry}/cwd") == service_dir:
                 services.append(int(entry))
         except OSError:
             continue
@@ -79,11 +80,11 @@ def _api_calls(api: FakeGeminiAPI, prompt_id: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("tools", [(), ("google_web_search",)], ids=["no-tools", "search-loop"])
-def test_the_pool_answers_as_the_one_shot_call_does(tmp_path, gemini_cli_path, api, tools):
+def test_a_warm_cli_answers_as_the_one_shot_call_does(tmp_path, gemini_cli_path, api, tools):
     call = dict(tools=tools, temperature=0.3)
     warm = _generate(_resource(tmp_path, gemini_cli_path, api), **call)
     seen = len(api.requests)
-    oneshot = _generate(_resource(tmp_path, gemini_cli_path, api, transport="oneshot"), **call)
+    oneshot = _generate(_resource(tmp_path, gemini_cli_path, api, gemini_transport="oneshot"), **call)
     assert (warm.transport, oneshot.transport) == ("acp", "oneshot")
     assert warm.response == oneshot.response and "# ai_ecosystem_watch" in warm.response
     assert warm.gate.requests == oneshot.gate.requests
@@ -95,7 +96,7 @@ def test_the_pool_answers_as_the_one_shot_call_does(tmp_path, gemini_cli_path, a
         assert (usage.requests, usage.output_tokens, usage.thinking_tokens) == (other.requests, other.output_tokens, other.thinking_tokens)
         assert usage.input_tokens == sum(r["usage"]["promptTokenCount"] for r in warm_requests if r["model"] == model)
         assert other.input_tokens == sum(r["usage"]["promptTokenCount"] for r in oneshot_requests if r["model"] == model)
-    # Each request's input differs only by the folder paths the CLI's session context names (the pool's
+    # Each request's input differs only by the folder paths the CLI's session context names (the service's
     # CLI home is deeper than the one-shot's): a few dozen bytes, and the tokens those bytes make.
     for a, b in zip(warm_requests, oneshot_requests, strict=True):
         extra = abs(a["bytes"] - b["bytes"])
@@ -111,7 +112,7 @@ def test_the_pool_answers_as_the_one_shot_call_does(tmp_path, gemini_cli_path, a
 
 def test_concurrent_prompts_each_get_a_fresh_session_within_the_process_cap(tmp_path, gemini_cli_path, api):
     api.latency_s = 0.5
-    resource = _resource(tmp_path, gemini_cli_path, api, max_processes=2)
+    resource = _resource(tmp_path, gemini_cli_path, api, max_gemini_processes=2)
     ids = [f"prompt_{n}" for n in range(5)]
     results: dict[str, object] = {}
 
@@ -126,13 +127,13 @@ def test_concurrent_prompts_each_get_a_fresh_session_within_the_process_cap(tmp_
         thread.start()
     peak = 0
     while any(thread.is_alive() for thread in threads):
-        peak = max(peak, len(_pool_processes(tmp_path)[1]))
+        peak = max(peak, len(_warm_cli_processes(tmp_path)[1]))
         time.sleep(0.1)
     for prompt_id in ids:
         result = results[prompt_id]
         assert not isinstance(result, Exception), result
         assert result.transport == "acp" and result.response.startswith(f"# {prompt_id} ")
-    services, clis = _pool_processes(tmp_path)
+    services, clis = _warm_cli_processes(tmp_path)
     assert len(services) == 1 and 1 <= len(clis) <= 2 and peak <= 2
     # No conversation carries over: every request holds exactly one prompt, on the row's model.
     for record in api.requests:
@@ -156,7 +157,7 @@ class _StallingAPI(FakeGeminiAPI):
         return super().answer(model, prompt)
 
 
-def test_a_cli_killed_mid_prompt_fails_retryably_and_the_pool_replaces_it(tmp_path, gemini_cli_path, monkeypatch):
+def test_a_cli_killed_mid_prompt_fails_retryably_and_the_service_replaces_it(tmp_path, gemini_cli_path, monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", "fake-key-for-tests")
     with _StallingAPI() as api:
         resource = _resource(tmp_path, gemini_cli_path, api)
@@ -164,7 +165,7 @@ def test_a_cli_killed_mid_prompt_fails_retryably_and_the_pool_replaces_it(tmp_pa
         thread = threading.Thread(target=lambda: failure.append(pytest.raises(GeminiFailure, _generate, resource).value))
         thread.start()
         assert api.arrived.wait(120), "the prompt never reached the API"
-        (victim,) = _pool_processes(tmp_path)[1]
+        (victim,) = _warm_cli_processes(tmp_path)[1]
         os.kill(victim, signal.SIGKILL)
         thread.join(120)
         api.release.set()
@@ -174,7 +175,7 @@ def test_a_cli_killed_mid_prompt_fails_retryably_and_the_pool_replaces_it(tmp_pa
         # The retry is served by a new warm CLI; the killed one is gone.
         retried = _generate(resource)
         assert retried.transport == "acp" and retried.response.startswith("# ai_ecosystem_watch")
-        clis = _pool_processes(tmp_path)[1]
+        clis = _warm_cli_processes(tmp_path)[1]
         assert clis and victim not in clis
 
 
@@ -185,12 +186,12 @@ def test_a_prompt_past_its_timeout_is_cancelled_and_the_cli_serves_the_next(tmp_
         with pytest.raises(GeminiFailure) as info:
             _generate(resource, timeout_s=5)
         assert info.value.kind is FailureKind.TIMEOUT and "cancelled" in str(info.value)
-        before = _pool_processes(tmp_path)[1]
+        before = _warm_cli_processes(tmp_path)[1]
         api.release.set()
         after = _generate(resource, "second_prompt")
         assert after.transport == "acp" and after.response.startswith("# second_prompt ")
-        # The CLI acknowledged the cancel, so it stayed in the pool and served the next prompt.
-        assert before and _pool_processes(tmp_path)[1] == before
+        # The CLI acknowledged the cancel, so it stayed in the service and served the next prompt.
+        assert before and _warm_cli_processes(tmp_path)[1] == before
 
 
 def _cli_without_acp(tmp_path: Path, fake_cli: Path) -> Path:
@@ -206,7 +207,7 @@ def _cli_without_acp(tmp_path: Path, fake_cli: Path) -> Path:
     return wrapper
 
 
-def test_when_the_pool_cannot_serve_the_call_is_made_one_shot_and_says_so(tmp_path, fake_cli, fake_cli_env, capfd):
+def test_when_the_warm_cli_cannot_serve_the_call_is_made_one_shot_and_says_so(tmp_path, fake_cli, fake_cli_env, capfd):
     with FakeGeminiAPI() as api:
         result = _generate(_resource(tmp_path, str(_cli_without_acp(tmp_path, fake_cli)), api))
     assert result.transport == "oneshot" and result.metadata()["gemini.transport"].value == "oneshot"

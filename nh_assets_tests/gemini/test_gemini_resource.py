@@ -14,21 +14,22 @@ from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
 from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.process_stat import process_stat
-from nh_assets_tests.support.fakes import shared_fake_api
+from nh_assets_tests.support.fakes import gemini_config, shared_fake_api
 
 PROMPT = "NEUROHELIX PROMPT: ai_ecosystem_watch\nDATE: 2026-11-20\nRESPONSE FORMAT: markdown\n\nSummarise."
 
 
 def _resource(tmp_path: Path, cli: Path | str, **overrides) -> GeminiCLIResource:
+    """One-shot: the fake ``gemini`` speaks the headless contract only (ACP: test_acp_pool)."""
     fields = dict(
-        cli_path=str(cli),
+        gemini_cli=str(cli),
+        gemini_transport="oneshot",
         rate_limit_db=str(tmp_path / "rate.sqlite"),
         workdir_root=str(tmp_path / "workdirs"),
         kill_grace_s=1.0,
-        api_base_url=shared_fake_api().base_url,
+        gemini_api_url=shared_fake_api().base_url,
     )
-    fields.update(overrides)
-    return GeminiCLIResource(**fields)
+    return GeminiCLIResource(config=gemini_config(tmp_path, **{**fields, **overrides}))
 
 
 def _generate(resource: GeminiCLIResource, prompt: str = PROMPT, **call):
@@ -72,11 +73,14 @@ def test_the_rows_tools_temperature_and_thinking_reach_the_cli_settings(tmp_path
     assert _log(fake_cli_env)[1]["workspace_settings"]["tools"]["core"] == []
 
 
-def test_every_api_request_of_a_call_takes_a_slot_and_is_reconciled(tmp_path, fake_cli, fake_cli_env, monkeypatch):
+def test_every_api_request_of_a_call_takes_a_rate_permit_and_is_cross_checked(tmp_path, fake_cli, fake_cli_env, monkeypatch):
     monkeypatch.setenv("FAKE_GEMINI_API_REQUESTS", "3")
     result = _generate(_resource(tmp_path, fake_cli))
     assert result.gate.total == 3 and result.warnings == []
     assert result.metadata()["gemini.api_requests"].value == 3
+    # The usage is what the three answers said at the gate, as on the warm transport.
+    assert result.usage["gemini-2.5-flash"].requests == 3
+    assert result.metadata()["gemini.models"].value["gemini-2.5-flash"]["gate_requests"] == 3
     from nh_assets.gemini.rate_limit_stores import SQLiteStore
     from nh_assets.gemini.rate_limit import SharedRateLimit
 
@@ -85,6 +89,20 @@ def test_every_api_request_of_a_call_takes_a_slot_and_is_reconciled(tmp_path, fa
         assert bucket.usage()["last_minute"] == 3
     finally:
         bucket.close()
+
+
+def test_a_cli_that_reports_other_usage_than_the_gate_read_is_warned_about(tmp_path, fake_cli_env):
+    """The gate's figures are the call's; the CLI's own stats are only checked against them."""
+    stats = {"models": {"gemini-2.5-flash": {"api": {"totalRequests": 1}, "tokens": {"candidates": 5}}}}
+    cli = tmp_path / "gemini"
+    cli.write_text(f"#!/bin/sh\necho '{json.dumps({'response': 'answer', 'stats': stats})}'\n")
+    cli.chmod(0o755)
+    result = _generate(_resource(tmp_path, cli))  # it answers without sending any request
+    assert result.response == "answer" and result.usage == {} and result.gate.total == 0
+    assert result.warnings == [
+        "gemini-2.5-flash: 0 request(s) crossed the rate gate, the CLI reports 1",
+        "gemini-2.5-flash: the CLI reports 5 output tokens, the gate read 0",
+    ]
 
 
 def test_a_day_cap_reached_inside_a_call_stops_it_at_the_gate(tmp_path, fake_cli, fake_cli_env, monkeypatch):

@@ -1,6 +1,6 @@
-"""The warm pool's metered gate against the project's fake Gemini API: an answer's usage is
-recorded before the CLI can read the answer's end, so the pool never reads a prompt's figures
-too early, however slowly the gate's thread runs."""
+"""The rate gate's usage reading against the project's fake Gemini API: an answer's usage is
+recorded before the CLI can read the answer's end, so the warm CLI service never reads a
+prompt's figures too early, however slowly the gate's thread runs."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import urllib.request
 import pytest
 
 from nh_assets.demo.api import FakeGeminiAPI
-from nh_assets.gemini.acp import metered_gate
-from nh_assets.gemini.acp.metered_gate import MeteredGate, merged
+from nh_assets.gemini import rate_gate
+from nh_assets.gemini.rate_gate import GateLedger, RateGate, summed
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def api(tmp_path):
         yield server
 
 
-def _ask(gate: MeteredGate, model: str) -> bytes:
+def _ask(gate: RateGate, model: str) -> bytes:
     body = {"contents": [{"role": "user", "parts": [{"text": "NEUROHELIX PROMPT: gate_probe\nDATE: 2026-11-20\n\nSummarise."}]}]}
     request = urllib.request.Request(
         f"{gate.url}/v1beta/models/{model}:streamGenerateContent?alt=sse",
@@ -32,18 +32,19 @@ def _ask(gate: MeteredGate, model: str) -> bytes:
 
 
 def test_usage_is_recorded_before_the_answer_ends_even_when_the_gate_thread_is_slow(api, monkeypatch):
-    parse = metered_gate.usage_of_answer
+    parse = rate_gate.usage_of_answer
 
     def slow_parse(body: bytes):
         time.sleep(0.5)  # the gate's thread descheduled on a busy machine
         return parse(body)
 
-    monkeypatch.setattr(metered_gate, "usage_of_answer", slow_parse)
-    gate = MeteredGate(api.base_url, take_slot=lambda: 0.0)
+    monkeypatch.setattr(rate_gate, "usage_of_answer", slow_parse)
+    gate = RateGate(api.base_url, take_permit=lambda: 0.0)
     try:
         gate.begin()
         answer = _ask(gate, "gemini-2.5-flash")
-        ledger, usage = merged([gate])  # what the pool reads the moment the CLI has its answer
+        ledger = summed([gate.ledger()])  # what the service reads the moment the CLI has its answer
+        usage = ledger.usage
     finally:
         gate.close()
     last = [json.loads(line[5:]) for line in answer.decode().splitlines() if line.startswith("data:")][-1]
@@ -55,16 +56,35 @@ def test_usage_is_recorded_before_the_answer_ends_even_when_the_gate_thread_is_s
 
 
 def test_a_new_prompt_starts_from_nothing(api):
-    gate = MeteredGate(api.base_url, take_slot=lambda: 0.0)
+    gate = RateGate(api.base_url, take_permit=lambda: 0.0)
     try:
         gate.begin()
         _ask(gate, "gemini-2.5-flash")
         _ask(gate, "gemini-2.5-pro")
-        _, first = merged([gate])
+        first = gate.ledger().usage
         gate.begin()
         _ask(gate, "gemini-2.5-pro")
-        ledger, second = merged([gate])
+        ledger = gate.ledger()
+        second = ledger.usage
     finally:
         gate.close()
     assert {m: u.requests for m, u in first.items()} == {"gemini-2.5-flash": 1, "gemini-2.5-pro": 1}
     assert {m: u.requests for m, u in second.items()} == {"gemini-2.5-pro": 1} and ledger.total == 1
+
+
+def test_ledgers_add_like_usage_does():
+    from collections import Counter
+
+    from nh_assets.gemini.failures import FailureKind
+    from nh_assets.gemini.usage import ModelUsage
+
+    refusal = rate_gate.GateRefusal(FailureKind.DAILY_CAP, "the day cap is used up")
+    a = GateLedger(Counter({"m": 1}), {"m": ModelUsage(1, 10, 5, 0, 15)}, waited_s=1.5)
+    b = GateLedger(Counter({"m": 2, "s": 1}), {"m": ModelUsage(2, 3, 4, 1, 8), "s": ModelUsage(1, 1, 1, 0, 2)},
+                   waited_s=0.5, refusal=refusal)
+    both = a + b
+    assert both.requests == {"m": 3, "s": 1} and both.total == 4 and both.waited_s == 2.0
+    assert both.usage == {"m": ModelUsage(3, 13, 9, 1, 23), "s": ModelUsage(1, 1, 1, 0, 2)}
+    assert both.refusal is refusal and summed([a, b]) == both
+    # Adding leaves both sides as they were: a step's results are summed more than once.
+    assert a.requests == {"m": 1} and a.usage == {"m": ModelUsage(1, 10, 5, 0, 15)} and a.refusal is None

@@ -4,7 +4,7 @@ Which prompt plays which part on a day page comes from the registry's lineage, n
 the payload is the ``site_payload`` row, the report and tags are what it reads, the dashboard is
 the ``html`` row, research notes are markdown rows that read nothing, and the *analyses* are
 markdown rows that read other outputs but that the report does not read (``continuity_builder``
-and ``meta_project_explorer`` today: readers never saw them before the site).
+and ``meta_project_explorer`` today).
 
 A day is collected again only when Dagster's record of it changed: for every prompt, the latest
 materialization and failure storage ids per partition (two indexed queries per asset, however

@@ -10,8 +10,8 @@ browser does (html5ever), so malformed markup cannot smuggle a tag past it.
 
 It is the pipeline's own policy (``nh_assets.formats.html_sanitizer.POLICY``, which sanitizes the
 dashboard before it is written) with the site's link rules on top, so there is one statement of
-what may be published, and one count of what went (the pipeline's linear count on the input: the
-standard library's parser, which counted here before, raised on ``a <![ b``).
+what may be published, and one count of what went (the pipeline's linear count on the input, which
+accepts any markup).
 """
 
 from __future__ import annotations

@@ -12,12 +12,16 @@ import threading
 from pathlib import Path
 
 from nh_assets.demo.api import FakeGeminiAPI
-from nh_assets.settings import REPO_ROOT
+from nh_assets.gemini.config import GeminiConfig
+from nh_assets.settings import REPO_ROOT, load_settings
 
 FAKE_GEMINI = "nh_assets_tests.support.fakes.fake_gemini_cli"
 FAKE_WRANGLER = "nh_assets_tests.support.fakes.fake_wrangler"
 # What a child must see of the fakes' own variables (NH_CHILD_ENV_PASSTHROUGH, see nh_assets.child_env).
 FAKES_PASSTHROUGH = "FAKE_GEMINI_*,FAKE_WRANGLER_*"
+# The Python fake ``gemini`` speaks the headless contract only, not ACP: every environment that runs
+# it names the one-shot transport through this, and the default transport runs the real CLI.
+ONESHOT_FOR_THE_FAKE_CLI = {"NH_GEMINI_TRANSPORT": "oneshot"}
 
 
 def install_fake(path: Path, module: str = FAKE_GEMINI) -> Path:
@@ -69,7 +73,12 @@ def pipeline_env(base: Path, instance: str = "sqlite", **extra: str) -> dict[str
         "NH_DEMO": "0",
         "NH_GEMINI_API_URL": shared_fake_api().base_url,
         "NH_CHILD_ENV_PASSTHROUGH": FAKES_PASSTHROUGH,
-        # The Python fake speaks the headless contract only, not ACP.
-        "NH_GEMINI_TRANSPORT": "oneshot",
+        **ONESHOT_FOR_THE_FAKE_CLI,
         **extra,
     }
+
+
+def gemini_config(dagster_home: Path, **fields: object) -> GeminiConfig:
+    """The Gemini configuration the operator's settings give with DAGSTER_HOME at ``dagster_home``,
+    with ``fields`` set directly; the transport is the settings' default unless a test names one."""
+    return GeminiConfig.from_settings(load_settings({"DAGSTER_HOME": str(dagster_home)}), **fields)

@@ -46,11 +46,14 @@ def _resolve_model(name: str) -> tuple[str, dict]:
     return (alias["modelConfig"]["model"] if alias else name), settings
 
 
-def _api_requests(model: str, prompt: str, count: int) -> str | None:
-    """Send ``count`` generation requests through GOOGLE_GEMINI_BASE_URL; an error message or None."""
+def _api_requests(model: str, prompt: str, count: int, tokens: dict[str, int]) -> str | None:
+    """Send ``count`` generation requests through GOOGLE_GEMINI_BASE_URL; an error message or None.
+    As the real CLI's ``stats`` do, ``tokens`` then sums what the answers' ``usageMetadata`` said."""
     base = os.environ.get("GOOGLE_GEMINI_BASE_URL")
     if not base:
         return None
+    for name in tokens:
+        tokens[name] = 0
     body = json.dumps({"contents": [{"role": "user", "parts": [{"text": prompt}]}]}).encode()
     for _ in range(count):
         request = urllib.request.Request(
@@ -59,7 +62,10 @@ def _api_requests(model: str, prompt: str, count: int) -> str | None:
         )
         try:
             with urllib.request.urlopen(request, timeout=600) as response:
-                response.read()
+                usage = json.loads(response.read() or b"{}").get("usageMetadata") or {}
+            tokens["input"] += int(usage.get("promptTokenCount") or 0)
+            tokens["candidates"] += int(usage.get("candidatesTokenCount") or 0)
+            tokens["total"] += int(usage.get("totalTokenCount") or 0)
         except urllib.error.HTTPError as error:
             return json.loads(error.read() or b"{}").get("error", {}).get("message") or f"HTTP {error.code}"
         except urllib.error.URLError as error:
@@ -170,13 +176,15 @@ def main() -> int:
         print("this is not json")
         return 0
 
-    failed = _api_requests(model, prompt, int(os.environ.get("FAKE_GEMINI_API_REQUESTS", "1")))
+    response = render_fake_response(prompt)
+    tokens = {"input": count_tokens(prompt), "candidates": count_tokens(response)}
+    tokens["total"] = tokens["input"] + tokens["candidates"]
+    failed = _api_requests(model, prompt, int(os.environ.get("FAKE_GEMINI_API_REQUESTS", "1")), tokens)
     if failed:
         record("api_error")
         print(json.dumps({"session_id": "fake", "error": {"type": "Error", "message": failed, "code": 1}}, indent=2),
               file=sys.stderr)
         return 1
-    response = render_fake_response(prompt)
     outcome = "ok"
     if scenario == "drop_sections":
         outcome = "drop_sections"
@@ -184,14 +192,13 @@ def main() -> int:
     if scenario == "cli_error_text":
         outcome = "cli_error_text"
         response += "\n[API Error: got status: 429 Too Many Requests while calling google_web_search]\n"
-    tokens_in, tokens_out = count_tokens(prompt), count_tokens(response)
     record(outcome)
     print(json.dumps({
         "session_id": "fake-session",
         "response": response,
         "stats": {"models": {model: {
             "api": {"totalRequests": int(os.environ.get("FAKE_GEMINI_API_REQUESTS", "1"))},
-            "tokens": {"input": tokens_in, "candidates": tokens_out, "total": tokens_in + tokens_out},
+            "tokens": tokens,
         }}},
     }))
     return 0

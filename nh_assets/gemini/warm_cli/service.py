@@ -1,19 +1,21 @@
-"""The warm pool: a small local service that serves prompts from running CLIs in ACP mode.
+"""The warm CLI service: a small local service that serves prompts from running CLIs in ACP mode.
 
-Steps are separate processes (and under Celery, on several machines), so the pool cannot live in
-a step: it is a process of its own per machine and per process configuration (``endpoint``),
-started on demand by the first step that needs it (``client``), listening on a Unix socket beside
-the rate-limit bucket. A file lock held for its whole life makes it the only one of its key.
+Steps are separate processes (and under Celery, on several machines), so the warm CLIs cannot
+live in a step: the service is a process of its own per machine and per process configuration
+(``endpoint``), started on demand by the first step that needs it (``client``), listening on a
+Unix socket beside the rate-limit bucket. A file lock held for its whole life makes it the only
+one of its key.
 
-Per prompt it takes an idle warm CLI (or starts one while a process slot is free), opens a fresh
-session in a fresh folder holding the row's settings, sends the prompt and answers with the text,
-the usage read at its gates, and the same failure kinds as a one-shot call. A prompt past its
-timeout is cancelled (``session/cancel``); a CLI that does not acknowledge is killed. A CLI that
-dies is replaced while the pool is in use; one that served ``max_prompts`` is retired (0.61.0
-keeps every session of a process in memory). Idle CLIs end after ``idle_s``, the pool after
-``idle_s`` without work, and at once when every owner it served is gone.
+Per prompt it takes an idle warm CLI (or starts one while a process permit is free), opens a
+fresh session in a fresh folder holding the row's settings, sends the prompt and answers with
+the text, the ledger of its gates, and the same failure kinds as a one-shot call. A prompt past
+its timeout is cancelled (``session/cancel``); a CLI that does not acknowledge is killed. A CLI
+that dies is replaced while the service is in use; one that served ``MAX_PROMPTS_PER_CLI`` is
+retired (0.61.0 keeps every session of a process in memory). Idle CLIs end after
+``warm_cli_idle_s``, the service after as long without work, and at once when every owner it
+served is gone.
 
-    python -m nh_assets.gemini.acp.service   # reads its configuration as JSON on stdin
+    python -m nh_assets.gemini.warm_cli.service   # reads its configuration as JSON on stdin
 """
 
 from __future__ import annotations
@@ -28,103 +30,81 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
-from nh_assets.gemini.acp import endpoint
-from nh_assets.gemini.acp.auth import session_auth
-from nh_assets.gemini.acp.connection import AcpError, CliExited, PromptTimedOut
-from nh_assets.gemini.acp.metered_gate import merged
-from nh_assets.gemini.acp.warm_process import WarmProcess
-from nh_assets.gemini.api_gate import slot_taker
 from nh_assets.gemini.cli_home import write_cli_home
-from nh_assets.gemini.failures import FailureKind, classify_exit, classify_timeout
-from nh_assets.gemini.process_slots import ProcessSlots
+from nh_assets.gemini.failures import FailureKind, GeminiFailure, classify_exit, classify_timeout
+from nh_assets.gemini.process_permits import ProcessPermits
+from nh_assets.gemini.rate_gate import GateLedger, permit_taker, summed
 from nh_assets.gemini.rate_limit import SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
+from nh_assets.gemini.warm_cli import endpoint
+from nh_assets.gemini.warm_cli.auth import session_auth
+from nh_assets.gemini.warm_cli.client import ServiceStart, WarmCliUnavailable
+from nh_assets.gemini.warm_cli.connection import AcpError, CliExited, PromptTimedOut
+from nh_assets.gemini.warm_cli.warm_process import WarmProcess
 from nh_assets.redaction import Redactor
 
 BROKEN_FOR_S = 60.0
-
-
-class Unavailable(Exception):
-    """The pool cannot serve this prompt before it reached the model: the step calls one-shot."""
-
-
-class Failed(Exception):
-    def __init__(self, kind: FailureKind, cause: str):
-        super().__init__(cause)
-        self.kind, self.cause = kind, cause
-
-
-@dataclass(frozen=True)
-class PoolConfig:
-    key: str
-    directory: str
-    cli: str
-    cli_env: dict
-    upstreams: dict
-    own_home: bool
-    workdir_root: str
-    slots_dir: str
-    max_processes: int
-    rate: dict
-    secrets: list
-    kill_grace_s: float = 5.0
-    idle_s: float = 120.0
-    max_prompts: int = 50
-    init_timeout_s: float = 30.0
-    skip_trust: bool = True
+MAX_PROMPTS_PER_CLI = 50
+CLI_INIT_TIMEOUT_S = 30.0
 
 
 def _log(message: str) -> None:
-    sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} pool[{os.getpid()}] {message}\n")
+    sys.stderr.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} warm-cli[{os.getpid()}] {message}\n")
     sys.stderr.flush()
 
 
-class Pool:
-    def __init__(self, config: PoolConfig):
-        self.config = config
+def _ledger(warm: WarmProcess) -> GateLedger:
+    return summed(gate.ledger() for gate in warm.gates.values())
+
+
+class WarmCliService:
+    def __init__(self, start: ServiceStart):
+        self.start = start
+        config = self.config = start.gemini
+        self.key = start.key
+        self.directory = config.warm_cli_dir
         self._cond = threading.Condition()
         self._procs: list[WarmProcess] = []
         self._starting = 0
         self._in_flight = 0
         self._last_activity = time.monotonic()
         self._owners: set[tuple[int, int]] = set()
-        # After a CLI fails to start, the pool declines at once for a while instead of making every
+        # After a CLI fails to start, the service declines at once for a while instead of making every
         # prompt wait for the same failure: the steps call one-shot meanwhile.
         self._broken: tuple[float, str] | None = None
         self.stopping = threading.Event()
-        self._slots = ProcessSlots(Path(config.slots_dir), config.max_processes)
+        self._permits = ProcessPermits(config.permits_dir, config.max_gemini_processes)
         # The step's secret values, as the step found them, and every URL password by shape.
-        self.redact = Redactor(config.secrets)
+        self.redact = Redactor(start.secrets)
         Path(config.workdir_root).mkdir(parents=True, exist_ok=True)
         # The CLIs' own folder and home live beside the socket, not among the per-call folders.
-        self._cwd = tempfile.mkdtemp(prefix=f"{config.key}-", dir=config.directory)
-        env = {k: v for k, v in config.cli_env.items() if k != "GEMINI_MODEL"}  # the row's model must win
-        if config.own_home:
+        self._cwd = tempfile.mkdtemp(prefix=f"{self.key}-", dir=self.directory)
+        env = {k: v for k, v in start.cli_env.items() if k != "GEMINI_MODEL"}  # the row's model must win
+        if config.gemini_api_url:
             home = str(write_cli_home(Path(self._cwd) / "home"))
             env.update(HOME=home, GEMINI_CLI_HOME=home)
         self._env = env
         self._auth = session_auth(env)
         store = store_for(
-            config.rate["backend"], sqlite_path=Path(config.rate["sqlite_path"]), postgres_url=config.rate["postgres_url"]
+            config.rate_limit_backend, sqlite_path=Path(config.rate_limit_db), postgres_url=config.rate_limit_bucket_url
         )
-        self._limiter = SharedRateLimit(store, config.rate["per_minute"], config.rate["per_day"])
-        self._take_slot = slot_taker(self._limiter, _log)
+        self._limiter = SharedRateLimit(store, config.rate_per_minute, config.rate_per_day)
+        self._take_permit = permit_taker(self._limiter, _log)
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _start(self, approval_mode: str, slot) -> WarmProcess:
+    def _start(self, approval_mode: str, permit) -> WarmProcess:
         started = time.monotonic()
         try:
             warm = WarmProcess.start(
-                cli=self.config.cli, approval_mode=approval_mode, skip_trust=self.config.skip_trust, env=self._env,
-                cwd=self._cwd, upstreams=self.config.upstreams, take_slot=self._take_slot, slot=slot,
-                init_timeout_s=self.config.init_timeout_s, redact=self.redact,
+                cli=self.start.cli, approval_mode=approval_mode, skip_trust=self.config.skip_trust, env=self._env,
+                cwd=self._cwd, upstreams=self.start.upstreams, take_permit=self._take_permit, permit=permit,
+                init_timeout_s=CLI_INIT_TIMEOUT_S, redact=self.redact,
             )
         except BaseException:
-            ProcessSlots.release(slot)
+            ProcessPermits.release(permit)
             raise
         _log(f"started CLI pid {warm.cli.pid} ({approval_mode}) in {time.monotonic() - started:.1f}s")
         return warm
@@ -132,41 +112,41 @@ class Pool:
     # -- checkout and return ------------------------------------------------------------------------
 
     def checkout(self, approval_mode: str, abandoned: threading.Event) -> tuple[WarmProcess, float]:
-        """An idle warm CLI for this approval mode, started if a process slot is free; waits otherwise."""
+        """An idle warm CLI for this approval mode, started if a process permit is free; waits otherwise."""
         waited_from = time.monotonic()
         announced = False
         while True:
-            slot = None
+            permit = None
             with self._cond:
                 if self._broken is not None and time.monotonic() < self._broken[0]:
-                    raise Unavailable(self._broken[1])
+                    raise WarmCliUnavailable(self._broken[1])
                 for warm in self._procs:
                     if not warm.busy and warm.alive and warm.approval_mode == approval_mode:
                         warm.busy = True
                         return warm, time.monotonic() - waited_from
-                if len(self._procs) + self._starting < self.config.max_processes:
-                    slot = self._slots.try_acquire()
-                if slot is None:
-                    # An idle CLI of another approval mode holds a slot this prompt could use.
+                if len(self._procs) + self._starting < self.config.max_gemini_processes:
+                    permit = self._permits.try_acquire()
+                if permit is None:
+                    # An idle CLI of another approval mode holds a permit this prompt could use.
                     spare = next((w for w in self._procs if not w.busy and w.approval_mode != approval_mode), None)
                     if spare is not None:
                         self._procs.remove(spare)
                         threading.Thread(target=spare.stop, daemon=True).start()
                     if abandoned.is_set() or self.stopping.is_set():
-                        raise Unavailable("the step went away while waiting for a warm CLI")
+                        raise WarmCliUnavailable("the step went away while waiting for a warm CLI")
                     if not announced:
-                        _log(f"all {self.config.max_processes} process slots busy: waiting")
+                        _log(f"all {self.config.max_gemini_processes} process permits busy: waiting")
                         announced = True
                     self._cond.wait(0.2)
                     continue
                 self._starting += 1
             try:
-                warm = self._start(approval_mode, slot)
+                warm = self._start(approval_mode, permit)
             except (CliExited, AcpError, TimeoutError, OSError) as exc:
                 reason = f"a warm CLI did not start: {self.redact(str(exc))}"
                 with self._cond:
                     self._broken = (time.monotonic() + BROKEN_FOR_S, reason)
-                raise Unavailable(reason) from None
+                raise WarmCliUnavailable(reason) from None
             finally:
                 with self._cond:
                     self._starting -= 1
@@ -181,7 +161,7 @@ class Pool:
             warm.busy = False
             warm.prompts += 1
             warm.last_used = time.monotonic()
-            retire = not healthy or not warm.alive or warm.prompts >= self.config.max_prompts
+            retire = not healthy or not warm.alive or warm.prompts >= MAX_PROMPTS_PER_CLI
             retire = retire and warm in self._procs  # not already stopped by close()
             if retire:
                 self._procs.remove(warm)
@@ -202,9 +182,9 @@ class Pool:
             self._last_activity = time.monotonic()
         try:
             return self._serve(request, abandoned)
-        except Unavailable as exc:
+        except WarmCliUnavailable as exc:
             return {"ok": False, "unavailable": str(exc)}
-        except Failed as exc:
+        except GeminiFailure as exc:
             return {"ok": False, "failure": {"kind": exc.kind.value, "cause": exc.cause}}
         finally:
             with self._cond:
@@ -215,7 +195,7 @@ class Pool:
         call = request["call"]
         timeout_s = float(call["timeout_s"])
         if self._auth is None:
-            raise Unavailable("no Gemini credentials for the CLI (no auth type in its settings, no key in its environment)")
+            raise WarmCliUnavailable("no Gemini credentials for the CLI (no auth type in its settings, no key in its environment)")
         warm, waited = self.checkout(str(call.get("approval_mode") or "default"), abandoned)
         workdir = Path(tempfile.mkdtemp(prefix="call-", dir=self.config.workdir_root))
         healthy = True
@@ -232,7 +212,7 @@ class Pool:
                 session = warm.cli.new_session(str(workdir), timeout_s)
             except (AcpError, CliExited, TimeoutError) as exc:
                 healthy = not isinstance(exc, (CliExited, TimeoutError))
-                raise Unavailable(f"session/new failed: {self.redact(str(exc))}") from None
+                raise WarmCliUnavailable(f"session/new failed: {self.redact(str(exc))}") from None
             try:
                 outcome = warm.cli.prompt(
                     session, request["prompt"], deadline=deadline, grace_s=self.config.kill_grace_s, abandoned=abandoned
@@ -241,32 +221,34 @@ class Pool:
                 healthy = exc.cancelled
                 if not exc.cancelled:
                     warm.cli.kill()
-                raise Failed(*self._timeout(timeout_s, warm)) from None
+                raise GeminiFailure(*self._timeout(timeout_s, warm)) from None
             except CliExited as exc:
                 healthy = False
-                ledger, _ = merged(warm.gates.values())
+                ledger = _ledger(warm)
                 if ledger.refusal is not None:
-                    raise Failed(ledger.refusal.kind, str(ledger.refusal)) from None
-                raise Failed(
-                    FailureKind.OTHER, f"the warm CLI (pid {warm.cli.pid}) ended mid-prompt: {exc}; the pool starts another"
+                    raise GeminiFailure(ledger.refusal.kind, str(ledger.refusal)) from None
+                raise GeminiFailure(
+                    FailureKind.OTHER, f"the warm CLI (pid {warm.cli.pid}) ended mid-prompt: {exc}; the service starts another"
                 ) from None
             except AcpError as exc:
-                raise Failed(*self._classify(exc, warm)) from None
+                raise GeminiFailure(*self._classify(exc, warm)) from None
             duration = time.monotonic() - started
             cpu = warm.cpu_seconds() - cpu_before
             _log(f"prompt on CLI pid {warm.cli.pid}: {duration:.2f}s, {cpu:.2f}s CPU")
-            ledger, usage = merged(warm.gates.values())
+            ledger = _ledger(warm)
             if outcome.stop_reason == "cancelled":
-                raise Failed(FailureKind.TIMEOUT, "the CLI cancelled the prompt")
+                raise GeminiFailure(FailureKind.TIMEOUT, "the CLI cancelled the prompt")
             return {
                 "ok": True,
                 "response": outcome.text,
                 "stop_reason": outcome.stop_reason,
-                "usage": {model: entry.as_dict() for model, entry in usage.items()},
                 "quota": outcome.quota,
-                "gate": {"requests": dict(ledger.requests), "waited_s": ledger.waited_s},
+                "gate": {
+                    "requests": dict(ledger.requests), "waited_s": ledger.waited_s,
+                    "usage": {model: entry.as_dict() for model, entry in ledger.usage.items()},
+                },
                 "duration_s": duration,
-                "slot_wait_s": waited,
+                "permit_wait_s": waited,
                 "cli_pid": warm.cli.pid,
             }
         finally:
@@ -279,7 +261,7 @@ class Pool:
         return failure.kind, cause
 
     def _classify(self, error: AcpError, warm: WarmProcess) -> tuple[FailureKind, str]:
-        ledger, _ = merged(warm.gates.values())
+        ledger = _ledger(warm)
         if ledger.refusal is not None:
             return ledger.refusal.kind, str(ledger.refusal)
         message = self.redact(error.message)
@@ -291,7 +273,7 @@ class Pool:
     # -- housekeeping -------------------------------------------------------------------------------
 
     def housekeep(self) -> bool:
-        """Reap dead CLIs (replacing them while in use), retire idle ones; False when the pool should end."""
+        """Reap dead CLIs (replacing them while in use), retire idle ones; False when the service should end."""
         now = time.monotonic()
         replace: list[str] = []
         with self._cond:
@@ -300,33 +282,33 @@ class Pool:
                     self._procs.remove(warm)
                     _log(f"CLI pid {warm.cli.pid} died: {warm.cli.describe_exit()}")
                     threading.Thread(target=warm.stop, args=(0.0,), daemon=True).start()
-                    if now - self._last_activity < self.config.idle_s:
+                    if now - self._last_activity < self.config.warm_cli_idle_s:
                         replace.append(warm.approval_mode)
-                elif not warm.busy and now - warm.last_used > self.config.idle_s:
+                elif not warm.busy and now - warm.last_used > self.config.warm_cli_idle_s:
                     self._procs.remove(warm)
                     _log(f"retiring idle CLI pid {warm.cli.pid}")
                     threading.Thread(target=warm.stop, daemon=True).start()
             self._cond.notify_all()
-            idle = self._in_flight == 0 and not self._procs and now - self._last_activity > self.config.idle_s
+            idle = self._in_flight == 0 and not self._procs and now - self._last_activity > self.config.warm_cli_idle_s
             owners_gone = bool(self._owners) and not any(endpoint.alive(o) for o in self._owners)
         for mode in replace:
             threading.Thread(target=self._replace, args=(mode,), daemon=True).start()
         if owners_gone:
             _log("every owner it served is gone: stopping")
         elif idle:
-            _log(f"idle for {self.config.idle_s:.0f}s: stopping")
+            _log(f"idle for {self.config.warm_cli_idle_s:.0f}s: stopping")
         return not (owners_gone or idle)
 
     def _replace(self, approval_mode: str) -> None:
         with self._cond:
-            if len(self._procs) + self._starting >= self.config.max_processes:
+            if len(self._procs) + self._starting >= self.config.max_gemini_processes:
                 return
-            slot = self._slots.try_acquire()
-            if slot is None:
+            permit = self._permits.try_acquire()
+            if permit is None:
                 return
             self._starting += 1
         try:
-            warm = self._start(approval_mode, slot)
+            warm = self._start(approval_mode, permit)
         except (CliExited, AcpError, TimeoutError, OSError) as exc:
             _log(f"replacement CLI did not start: {self.redact(str(exc))}")
             return
@@ -347,7 +329,7 @@ class Pool:
         shutil.rmtree(self._cwd, ignore_errors=True)
 
 
-def _handler(pool: Pool) -> type[socketserver.StreamRequestHandler]:
+def _handler(service: WarmCliService) -> type[socketserver.StreamRequestHandler]:
     class Handler(socketserver.StreamRequestHandler):
         def handle(self) -> None:
             if not endpoint.same_user(self.connection):
@@ -358,15 +340,15 @@ def _handler(pool: Pool) -> type[socketserver.StreamRequestHandler]:
             except ValueError:
                 return
             if request.get("op") == "ping":
-                reply = {"ok": True, "pid": os.getpid(), "processes": [w.cli.pid for w in list(pool._procs)]}
+                reply = {"ok": True, "pid": os.getpid(), "processes": [w.cli.pid for w in list(service._procs)]}
             else:
                 abandoned = threading.Event()
                 threading.Thread(target=self._watch, args=(abandoned,), daemon=True).start()
                 try:
-                    reply = pool.serve(request, abandoned)
-                except Exception as exc:  # a bug here must not end the pool: the step falls back
+                    reply = service.serve(request, abandoned)
+                except Exception as exc:  # a bug here must not end the service: the step falls back
                     _log("".join(traceback.format_exception_only(type(exc), exc)).strip())
-                    reply = {"ok": False, "unavailable": f"pool error: {type(exc).__name__}"}
+                    reply = {"ok": False, "unavailable": f"warm CLI service error: {type(exc).__name__}"}
             try:
                 self.wfile.write((json.dumps(reply) + "\n").encode())
             except OSError:
@@ -393,30 +375,30 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 
 def main() -> int:
-    config = PoolConfig(**json.loads(sys.stdin.read()))
+    start = ServiceStart.from_json(sys.stdin.read())
     sys.stdin.close()
-    directory = Path(config.directory)
-    with endpoint.file_lock(directory / f"{config.key}.lock", blocking=False) as mine:
+    directory, key = start.gemini.warm_cli_dir, start.key
+    with endpoint.file_lock(directory / f"{key}.lock", blocking=False) as mine:
         if not mine:
-            return 0  # another pool of this key serves the machine
+            return 0  # another service of this key serves the machine
         try:
-            pool = Pool(config)
+            service = WarmCliService(start)
         except (RateLimitStoreError, ValueError, OSError) as exc:
             _log(f"cannot start: {exc}")
             return 1
-        server = _Server(endpoint.bind(directory / f"{config.key}.sock"), _handler(pool))
+        server = _Server(endpoint.bind(directory / f"{key}.sock"), _handler(service))
         threading.Thread(target=server.serve_forever, args=(0.2,), daemon=True).start()
-        _log(f"serving {config.cli} for key {config.key}, up to {config.max_processes} CLIs")
+        _log(f"serving {start.cli} for key {key}, up to {start.gemini.max_gemini_processes} CLIs")
         try:
-            while pool.housekeep():
+            while service.housekeep():
                 time.sleep(0.5)
         finally:
-            (directory / f"{config.key}.sock").unlink(missing_ok=True)
+            (directory / f"{key}.sock").unlink(missing_ok=True)
             server.shutdown()
-            pool.close()
+            service.close()
             server.server_close()
             own, clis = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-            _log(f"stopped; CPU: pool {own.ru_utime + own.ru_stime:.2f}s, its CLIs {clis.ru_utime + clis.ru_stime:.2f}s")
+            _log(f"stopped; CPU: service {own.ru_utime + own.ru_stime:.2f}s, its CLIs {clis.ru_utime + clis.ru_stime:.2f}s")
     return 0
 
 

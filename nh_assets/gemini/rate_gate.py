@@ -1,18 +1,18 @@
-"""The rate limit, applied where the quota applies: at each API request, not at each CLI call.
+"""The rate gate: the rate limit applied where the quota applies, at each API request.
 
-One CLI call is not one request. With a tool declared, the model asks for ``google_web_search``,
-the CLI runs the search as a second request on another model, then sends the results back in a
-third; the CLI also retries 429s and 5xx by itself. Counting CLI calls let two days at 15/min put
-50 requests into one minute at the API, and a slot taken before the CLI's ~1.8 s start-up was
-spent in one minute and used in the next.
+One CLI call is not one request: with a tool declared, the model asks for ``google_web_search``,
+the CLI runs the search as a second request on another model and sends the results back in a
+third, and the CLI retries 429s and 5xx by itself. So the CLI, one-shot or warm, talks to a gate
+on 127.0.0.1 (``GOOGLE_GEMINI_BASE_URL`` for API-key auth, ``CODE_ASSIST_ENDPOINT`` for a Google
+login), which takes a rate permit from the shared bucket for every generation request right
+before forwarding it upstream. It forwards every request and streams every answer through
+unchanged.
 
-So the CLI talks to a gate on 127.0.0.1 (``GOOGLE_GEMINI_BASE_URL`` for API-key auth,
-``CODE_ASSIST_ENDPOINT`` for a Google login), and the gate takes a slot from the shared bucket
-for every generation request right before forwarding it upstream, whatever the CLI's start-up
-delay, tool loop or retries. It forwards every request and streams every answer through
-unchanged, and counts generation requests per model so the call can be reconciled with the
-CLI's own ``stats``. When the bucket refuses (the day cap is used up, the store is unreachable)
-the gate answers 400, which the CLI does not retry, and the resource reports the gate's reason.
+Every request crosses it, so it is also where a call's usage is read, the same way on both
+transports: each generation answer's ``usageMetadata`` (the last chunk of a stream carries the
+request's total), per model. When the bucket refuses (the day cap is used up, the store is
+unreachable) the gate answers 400, which the CLI does not retry, and the call reports the gate's
+reason.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ import threading
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from nh_assets.gemini.failures import FailureKind
 from nh_assets.gemini.rate_limit import DailyCapExceeded, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError
+from nh_assets.gemini.usage import ModelUsage, usage_of_answer
 from nh_assets.http_body import read_body
 
 GEMINI_API_URL = "https://generativelanguage.googleapis.com"
@@ -43,7 +44,7 @@ UPSTREAM_TIMEOUT_S = 600.0
 
 
 class GateRefusal(Exception):
-    """The bucket will not give a slot: ``kind`` is the failure the call reports (the day cap, or
+    """The bucket will not give a permit: ``kind`` is the failure the call reports (the day cap, or
     a store that failed)."""
 
     def __init__(self, kind: FailureKind, message: str):
@@ -53,9 +54,11 @@ class GateRefusal(Exception):
 
 @dataclass
 class GateLedger:
-    """What crossed the gate during one CLI call."""
+    """What crossed the gates during one prompt: requests admitted (what the quota sees), the
+    usage their answers reported, the time spent waiting for rate permits, and a refusal."""
 
     requests: Counter = field(default_factory=Counter)  # generation requests per model
+    usage: dict[str, ModelUsage] = field(default_factory=dict)  # per model, as the answers report it
     waited_s: float = 0.0
     refusal: GateRefusal | None = None
 
@@ -63,8 +66,25 @@ class GateLedger:
     def total(self) -> int:
         return sum(self.requests.values())
 
+    def __add__(self, other: GateLedger) -> GateLedger:
+        usage = dict(self.usage)
+        for model, entry in other.usage.items():
+            usage[model] = usage.get(model, ModelUsage()) + entry
+        return GateLedger(
+            requests=self.requests + other.requests, usage=usage, waited_s=self.waited_s + other.waited_s,
+            refusal=self.refusal or other.refusal,
+        )
 
-def _model_of(path: str, body: bytes) -> str:
+
+def summed(ledgers: Iterable[GateLedger]) -> GateLedger:
+    return sum(ledgers, GateLedger())
+
+
+def is_generation(path: str) -> bool:
+    return bool(_GENERATION.search(path))
+
+
+def model_of(path: str, body: bytes) -> str:
     match = _MODEL_IN_PATH.search(path)
     if match:
         return match.group("model")
@@ -74,19 +94,19 @@ def _model_of(path: str, body: bytes) -> str:
         return "unknown"
 
 
-class ApiGate:
+class RateGate:
     """A forwarding HTTP server on 127.0.0.1 in front of one upstream API."""
 
-    def __init__(self, upstream: str, take_slot: Callable[[], float]):
-        """``take_slot`` blocks until the shared bucket gives one request slot and returns the
-        seconds it waited; it raises ``GateRefusal`` when no slot will come."""
+    def __init__(self, upstream: str, take_permit: Callable[[], float]):
+        """``take_permit`` blocks until the shared bucket gives one rate permit and returns the
+        seconds it waited; it raises ``GateRefusal`` when no permit will come."""
         self.upstream = upstream.rstrip("/")
-        self._take_slot = take_slot
+        self._take_permit = take_permit
         self._lock = threading.Lock()
         self._ledger = GateLedger()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="gemini-api-gate", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="gemini-rate-gate", daemon=True)
         self._thread.start()
 
     @property
@@ -94,7 +114,7 @@ class ApiGate:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def begin(self) -> None:
-        """Start a new ledger: one CLI call at a time goes through a gate."""
+        """Start a new ledger: one prompt at a time goes through a gate."""
         with self._lock:
             self._ledger = GateLedger()
 
@@ -108,18 +128,36 @@ class ApiGate:
         self._thread.join(timeout=5)
 
     def _admit(self, path: str, body: bytes) -> None:
-        if not _GENERATION.search(path):
+        if not is_generation(path):
             return
         ledger = self.ledger()
         try:
-            waited = self._take_slot()
+            waited = self._take_permit()
         except GateRefusal as refusal:
             with self._lock:
                 ledger.refusal = refusal
             raise
         with self._lock:
-            ledger.requests[_model_of(path, body)] += 1
+            ledger.requests[model_of(path, body)] += 1
             ledger.waited_s += waited
+
+    def _count(self, path: str, answer: bytes) -> None:
+        found = usage_of_answer(answer)
+        if found is None:
+            return
+        model, usage = found
+        key = model or model_of(path, b"")
+        with self._lock:
+            self._ledger.usage[key] = self._ledger.usage.get(key, ModelUsage()) + usage
+
+    def _metered(self, path: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        seen: list[bytes] = []
+        for chunk in chunks:
+            seen.append(chunk)
+            yield chunk
+        # Counted before the body's end is written: the CLI cannot finish its turn (and the warm
+        # CLI service cannot read this prompt's usage) until it has read that end.
+        self._count(path, b"".join(seen))
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         gate = self
@@ -133,7 +171,9 @@ class ApiGate:
             def _body(self) -> bytes:
                 return read_body(self)
 
-            def _answer(self, status: int, headers: list[tuple[str, str]], chunks) -> None:
+            def _answer(self, status: int, headers: list[tuple[str, str]], chunks: Iterable[bytes]) -> None:
+                if status == 200 and is_generation(self.path):
+                    chunks = gate._metered(self.path, chunks)
                 self.send_response(status)
                 for name, value in headers:
                     if name.lower() not in _SKIP_RESPONSE:
@@ -183,11 +223,11 @@ class ApiGate:
         return Forward
 
 
-def slot_taker(limiter: SharedRateLimit, log: Callable[[str], None]) -> Callable[[], float]:
-    """A gate's ``take_slot`` over the shared bucket: the seconds it waited, or ``GateRefusal``
-    when no slot will come."""
+def permit_taker(limiter: SharedRateLimit, log: Callable[[str], None]) -> Callable[[], float]:
+    """A gate's ``take_permit`` over the shared bucket: the seconds it waited, or ``GateRefusal``
+    when no permit will come."""
 
-    def take_slot() -> float:
+    def take_permit() -> float:
         try:
             return limiter.acquire(log).waited_s
         except DailyCapExceeded as exc:
@@ -195,4 +235,4 @@ def slot_taker(limiter: SharedRateLimit, log: Callable[[str], None]) -> Callable
         except (RateLimitStoreError, OSError) as exc:
             raise GateRefusal(FailureKind.RATE_LIMIT_STORE, f"the shared bucket failed: {exc}") from None
 
-    return take_slot
+    return take_permit

@@ -7,8 +7,8 @@ the concatenation of its ``agent_message_chunk`` updates, and its result carries
 and ``_meta.quota``. ``session/cancel`` (a notification) aborts a prompt, which then answers
 ``stopReason: cancelled``. The CLI may ask the client for permission to run a tool
 (``session/request_permission``); a research call never grants one, as the one-shot headless
-call never does. Closing stdin ends the CLI (measured: it exits 0 within 0.2 s), so a pool that
-dies takes its CLIs with it.
+call never does. Closing stdin ends the CLI (it exits 0 at once), so a service that dies takes its
+CLIs with it.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class PromptOutcome:
     quota: dict
 
 
-class WarmCli:
+class AcpConnection:
     """A running ``gemini --acp`` and the client side of its JSON-RPC connection."""
 
     def __init__(

@@ -1,10 +1,12 @@
-"""One pooled CLI: a ``WarmCli`` with its own rate gates, its process slot and its history.
+"""One warm CLI: a CLI process in ACP mode (``AcpConnection``) with its own rate gates, its
+process permit and its history.
 
 Each warm CLI talks to the API only through gates of its own, so a prompt's requests — a search
-loop's three, the CLI's own retries — are counted for that prompt and each takes a slot from
-the shared bucket, exactly as in a one-shot call. It holds one of the machine's process slots
-for its whole life (it holds ~260 MB whether busy or idle), and passes the slot's descriptor on
-to the CLI, so a CLI that outlives the pool keeps its slot until it really exits.
+loop's three, the CLI's own retries — are counted for that prompt and each takes a rate permit
+from the shared bucket, exactly as in a one-shot call. It holds one of the machine's process
+permits for its whole life (it holds ~260 MB whether busy or idle), and passes the permit's
+descriptor on to the CLI, so a CLI that outlives the service keeps its permit until it really
+exits.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nh_assets.gemini.acp.connection import CliExited, WarmCli
-from nh_assets.gemini.acp.metered_gate import MeteredGate
-from nh_assets.gemini.process_slots import ProcessSlot, ProcessSlots
+from nh_assets.gemini.process_permits import ProcessPermit, ProcessPermits
+from nh_assets.gemini.rate_gate import RateGate
+from nh_assets.gemini.warm_cli.connection import AcpConnection, CliExited
 from nh_assets.process_stat import TICKS_PER_S, process_stat
 
 _STOPPING = threading.Lock()
@@ -39,9 +41,9 @@ def _with_descendants(pid: int) -> tuple[int, ...]:
 
 @dataclass
 class WarmProcess:
-    cli: WarmCli
-    gates: dict[str, MeteredGate]
-    slot: ProcessSlot
+    cli: AcpConnection
+    gates: dict[str, RateGate]
+    permit: ProcessPermit
     approval_mode: str
     started: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)
@@ -70,18 +72,18 @@ class WarmProcess:
         env: dict[str, str],
         cwd: str,
         upstreams: dict[str, str],
-        take_slot: Callable[[], float],
-        slot: ProcessSlot,
+        take_permit: Callable[[], float],
+        permit: ProcessPermit,
         init_timeout_s: float,
         redact: Callable[[str], str],
     ) -> "WarmProcess":
         """Start and initialize; raises what the CLI raised, after ending it and closing its gates."""
-        gates = {name: MeteredGate(url, take_slot) for name, url in upstreams.items()}
+        gates = {name: RateGate(url, take_permit) for name, url in upstreams.items()}
         args = [cli, "--acp", "--approval-mode", approval_mode, *(["--skip-trust"] if skip_trust else [])]
         child_env = {**env, **{name: gate.url for name, gate in gates.items()}}
         warm = None
         try:
-            warm = WarmCli(args, env=child_env, cwd=cwd, pass_fds=(slot.fd,), redact=redact)
+            warm = AcpConnection(args, env=child_env, cwd=cwd, pass_fds=(permit.fd,), redact=redact)
             warm.initialize(init_timeout_s)
         except CliExited as exc:
             assert warm is not None
@@ -96,7 +98,7 @@ class WarmProcess:
             for gate in gates.values():
                 gate.close()
             raise
-        return cls(cli=warm, gates=gates, slot=slot, approval_mode=approval_mode, pids=_with_descendants(warm.pid))
+        return cls(cli=warm, gates=gates, permit=permit, approval_mode=approval_mode, pids=_with_descendants(warm.pid))
 
     def stop(self, grace_s: float = 2.0) -> None:
         with _STOPPING:
@@ -106,4 +108,4 @@ class WarmProcess:
         self.cli.close(grace_s)
         for gate in self.gates.values():
             gate.close()
-        ProcessSlots.release(self.slot)
+        ProcessPermits.release(self.permit)

@@ -1,21 +1,22 @@
-"""Where a warm pool listens, which pool a step needs, and whom a pool serves.
+"""Where a warm CLI service listens, which service a step needs, and whom a service serves.
 
-One pool per machine and per *process configuration*: what a CLI fixes at start-up and every
+One service per machine and per *process configuration*: what a CLI fixes at start-up and every
 session then shares (the executable, its environment — the system prompt, credentials, proxies
 — the upstream endpoints, the rate bucket). Its key is a hash of those; values are hashed, never
 stored, so a key names no secret. What differs per registry row (model, tools, temperature,
-thinking budget) does not split pools: 0.61.0 loads each session's settings from the session's
-own working directory (``loadSettings(cwd)`` in ``session/new``), so every prompt brings its own.
+thinking budget) does not split services: 0.61.0 loads each session's settings from the
+session's own working directory (``loadSettings(cwd)`` in ``session/new``), so every prompt
+brings its own.
 
-The pool listens on a Unix socket beside the rate-limit bucket (``<DAGSTER_HOME>/gemini_pool``),
-owner-only, and peers are checked to be the same user. A path longer than ``sun_path`` (108
-bytes; pytest's temporary directories are) is reached through ``/proc/self/fd/N/…`` of the
-directory, which the kernel resolves without the length limit.
+The service listens on a Unix socket beside the rate-limit bucket
+(``<DAGSTER_HOME>/gemini_warm_cli``), owner-only, and peers are checked to be the same user. A
+path longer than ``sun_path`` (108 bytes; pytest's temporary directories are) is reached through
+``/proc/self/fd/N/…`` of the directory, which the kernel resolves without the length limit.
 
-A pool never outlives what it serves: each request names its *owner*, the outermost ancestor of
-the step that is a Dagster or Celery process (``dagster dev``, the daemon, ``dagster job
-execute``, a Celery worker) or, run in process, the step's own process; the pool ends when every
-owner it has served is gone.
+A service never outlives what it serves: each request names its *owner*, the outermost ancestor
+of the step that is a Dagster or Celery process (``dagster dev``, the daemon, ``dagster job
+execute``, a Celery worker) or, run in process, the step's own process; the service ends when
+every owner it has served is gone.
 """
 
 from __future__ import annotations
@@ -33,24 +34,20 @@ from pathlib import Path
 from nh_assets.process_stat import process_stat
 
 # Environment the CLI reads at start-up; everything else (Dagster's per-step variables) may
-# differ between steps without needing another pool.
+# differ between steps without needing another service.
 _CLI_ENV = re.compile(r"^(GEMINI_|GOOGLE_|CODE_ASSIST|CLOUDSDK_|NODE_|HTTPS?_PROXY$|NO_PROXY$|PATH$|TMPDIR$|LANG$|LC_|TZ$)", re.I)
-# Replaced by the pool with its own gates and home; they name a step's temporary ports and folders.
-_POOL_OWNED = {"GOOGLE_GEMINI_BASE_URL", "CODE_ASSIST_ENDPOINT", "HOME", "GEMINI_CLI_HOME"}
+# Replaced by the service with its own gates and home; they name a step's temporary ports and folders.
+_SERVICE_OWNED = {"GOOGLE_GEMINI_BASE_URL", "CODE_ASSIST_ENDPOINT", "HOME", "GEMINI_CLI_HOME"}
 _OWNER_PROGRAMS = re.compile(r"^(dagster|dagster-daemon|dagster-webserver|celery)$")
 SUN_PATH_MAX = 107
 
 
-def pool_key(config: Mapping, cli_env: Mapping[str, str]) -> str:
+def service_key(config: Mapping, cli_env: Mapping[str, str]) -> str:
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for name in sorted(cli_env):
-        if _CLI_ENV.match(name) and name not in _POOL_OWNED:
+        if _CLI_ENV.match(name) and name not in _SERVICE_OWNED:
             digest.update(f"\0{name}\0{cli_env[name]}".encode())
     return digest.hexdigest()[:16]
-
-
-def pool_dir(rate_limit_db: str) -> Path:
-    return Path(rate_limit_db).parent / "gemini_pool"
 
 
 @contextlib.contextmanager
