@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from nh_assets.gemini.failures import FailureKind
+from nh_assets.gemini.grounding import Grounding, tee_grounding
 from nh_assets.gemini.rate_limit import DailyCapExceeded, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError
 from nh_assets.http_body import read_body
@@ -58,6 +59,7 @@ class GateLedger:
     requests: Counter = field(default_factory=Counter)  # generation requests per model
     waited_s: float = 0.0
     refusal: GateRefusal | None = None
+    grounding: Grounding = field(default_factory=Grounding)  # what the searches returned
 
     @property
     def total(self) -> int:
@@ -121,6 +123,18 @@ class ApiGate:
             ledger.requests[_model_of(path, body)] += 1
             ledger.waited_s += waited
 
+    def _observe(self, path: str, body: bytes, status: int, chunks):
+        """The answer's chunks, read on their way through for what searches returned."""
+        if not _GENERATION.search(path):
+            return chunks
+        ledger = self.ledger()
+
+        def record(found: Grounding) -> None:
+            with self._lock:
+                ledger.grounding.add(found)
+
+        return tee_grounding(body, status, chunks, record)
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         gate = self
 
@@ -176,7 +190,8 @@ class ApiGate:
                 # read1 hands each streamed (SSE) chunk on as it arrives; an HTTPError body is small.
                 read = getattr(response, "read1", None) or response.read
                 with response:
-                    self._answer(response.status, list(response.headers.items()), iter(lambda: read(65536), b""))
+                    chunks = gate._observe(self.path, body, response.status, iter(lambda: read(65536), b""))
+                    self._answer(response.status, list(response.headers.items()), chunks)
 
             do_POST = do_GET = do_PUT = do_PATCH = do_DELETE = _forward
 

@@ -94,6 +94,7 @@ def combined(results: list[GeminiResult]) -> GeminiResult:
             usage[model] = usage.get(model, ModelUsage()) + entry
         gate.requests.update(result.gate.requests)
         gate.waited_s += result.gate.waited_s
+        gate.grounding.add(result.gate.grounding)
     last = results[-1]
     return GeminiResult(
         response=last.response,
@@ -353,6 +354,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
             merged.requests.update(ledger.requests)
             merged.waited_s += ledger.waited_s
             merged.refusal = merged.refusal or ledger.refusal
+            merged.grounding.add(ledger.grounding)
         return merged
 
     def _run(

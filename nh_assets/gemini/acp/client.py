@@ -25,6 +25,7 @@ from pathlib import Path
 
 from nh_assets.gemini.acp import endpoint
 from nh_assets.gemini.api_gate import GateLedger
+from nh_assets.gemini.grounding import Grounding
 from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
 from nh_assets.gemini.usage import ModelUsage
@@ -164,7 +165,10 @@ class PoolClient:
                 kind = FailureKind.OTHER
             raise GeminiFailure(kind, str(failure.get("cause") or "the pool gave no cause"))
         usage = {model: ModelUsage.from_dict(entry) for model, entry in (reply.get("usage") or {}).items()}
-        gate = GateLedger(requests=Counter(reply["gate"]["requests"]), waited_s=float(reply["gate"]["waited_s"]))
+        gate = GateLedger(
+            requests=Counter(reply["gate"]["requests"]), waited_s=float(reply["gate"]["waited_s"]),
+            grounding=Grounding.from_json(reply["gate"].get("grounding")),
+        )
         warnings = quota_mismatches(reply.get("quota") or {}, usage)
         if reply.get("stop_reason") not in ("end_turn", None):
             warnings.append(f"the CLI stopped the prompt early: {reply['stop_reason']}")

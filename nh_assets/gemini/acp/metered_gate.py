@@ -125,6 +125,7 @@ def merged(gates: Iterable[MeteredGate]) -> tuple[GateLedger, dict[str, ModelUsa
         ledger.requests.update(own.requests)
         ledger.waited_s += own.waited_s
         ledger.refusal = ledger.refusal or own.refusal
+        ledger.grounding.add(own.grounding)
         for model, entry in gate.usage().items():
             usage[model] = usage.get(model, ModelUsage()) + entry
     return ledger, usage

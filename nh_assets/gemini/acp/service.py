@@ -264,7 +264,10 @@ class Pool:
                 "stop_reason": outcome.stop_reason,
                 "usage": {model: entry.as_dict() for model, entry in usage.items()},
                 "quota": outcome.quota,
-                "gate": {"requests": dict(ledger.requests), "waited_s": ledger.waited_s},
+                "gate": {
+                    "requests": dict(ledger.requests), "waited_s": ledger.waited_s,
+                    "grounding": ledger.grounding.to_json(),
+                },
                 "duration_s": duration,
                 "slot_wait_s": waited,
                 "cli_pid": warm.cli.pid,
