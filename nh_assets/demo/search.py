@@ -56,8 +56,9 @@ def read_turn(body: dict[str, Any]) -> Turn:
 
 
 def search_query(prompt: str) -> str:
-    """The query a model would search for: the prompt's first instruction line, trimmed."""
-    for line in prompt.splitlines():
+    """The query a model would search for: the task's first instruction line, trimmed (the CLI's
+    ``<session_context>`` describes the machine, not the task)."""
+    for line in prompt.rpartition("</session_context>")[2].splitlines():
         line = line.strip()
         if line and not line.isupper() and ":" not in line[:25] and not line.startswith("<"):
             return line[:120]

@@ -116,10 +116,12 @@ def gather(grounding: Grounding, answer: str, *, env: Mapping[str, str], bounds:
     return found
 
 
-def rewrite_links(text: str, final_of: Mapping[str, str | None], verified: set[str] | None) -> tuple[str, list[str]]:
+def rewrite_links(
+    text: str, final_of: Mapping[str, str | None], verified: set[str] | None, *, link_unverified: bool = True
+) -> tuple[str, list[str]]:
     """``text`` with each redirect replaced by its final URL (unlinked when dead or unknown) and,
-    when ``verified`` (normalized URLs) is given, every other link outside it marked unverified.
-    Returns the text and the unverified links."""
+    when ``verified`` (normalized URLs) is given, every other link outside it marked unverified
+    (and unlinked unless ``link_unverified``). Returns the text and the unverified links."""
     unverified: list[str] = []
 
     def judge(url: str) -> tuple[str | None, str]:
@@ -128,8 +130,9 @@ def rewrite_links(text: str, final_of: Mapping[str, str | None], verified: set[s
             final = final_of.get(url)
             return (final, "") if final else (None, DEAD)
         if verified is not None and normalized(url) not in verified:
-            unverified.append(url) if url not in unverified else None
-            return url, UNVERIFIED
+            if url not in unverified:
+                unverified.append(url)
+            return (url if link_unverified else None), UNVERIFIED
         return url, ""
 
     def link(match: re.Match) -> str:
