@@ -38,6 +38,10 @@ DEAD = "*(source link dead)*"
 MD_LINK = re.compile(r"\[(?P<text>[^\]\n]{0,300})\]\((?P<url>https?://[^)\s]+)\)")
 BARE_URL = re.compile(r"(?<![(\[<\"'=])\bhttps?://[^\s<>()\[\]\"']+")
 _TRAILING = ".,;:!?"
+# A link with the marker an earlier pass gave it: judged again, marked once.
+_MARKED = r"(?P<mark> \*\((?:unverified|source link dead)[^)\n]*\)\*)?"
+_MD_LINK_MARKED = re.compile(MD_LINK.pattern + _MARKED)
+_BARE_URL_MARKED = re.compile(BARE_URL.pattern + _MARKED)
 
 
 def searches(tools: tuple[str, ...]) -> bool:
@@ -139,15 +143,15 @@ def rewrite_links(
         url, marker = judge(match["url"].rstrip(_TRAILING))
         tail = match["url"][len(match["url"].rstrip(_TRAILING)):]
         shown = f"[{match['text']}]({url}{tail})" if url else match["text"]
-        return f"{shown} {marker}" if marker else shown
+        return f"{shown} {marker}" if marker else shown + (match["mark"] or "")
 
     def bare(match: re.Match) -> str:
-        raw = match.group(0)
+        raw = match.group(0)[: match.end() - match.start() - len(match["mark"] or "")]
         url, marker = judge(raw.rstrip(_TRAILING))
         tail = raw[len(raw.rstrip(_TRAILING)):]
-        return f"{url or ''}{tail} {marker}".strip() if marker else f"{url}{tail}"
+        return f"{url or ''}{tail} {marker}".strip() if marker else f"{url}{tail}{match['mark'] or ''}"
 
-    return BARE_URL.sub(bare, MD_LINK.sub(link, text)), unverified
+    return _BARE_URL_MARKED.sub(bare, _MD_LINK_MARKED.sub(link, text)), unverified
 
 
 def attach(built: Built, found: NoteSources) -> Built:
