@@ -84,3 +84,32 @@ def test_merging_keeps_each_source_once() -> None:
     merged.add(grounding_of_answer(json.dumps(_answer(META)).encode()))
     assert merged.chunks == WANT
     assert Grounding.from_json(merged.to_json()) == merged
+
+
+@pytest.mark.parametrize("gate_class", ["ApiGate", "MeteredGate"])
+@pytest.mark.parametrize("method", ["generateContent", "streamGenerateContent?alt=sse"])
+def test_the_gate_records_what_a_search_returned_and_forwards_it_unchanged(gate_class: str, method: str) -> None:
+    import urllib.request
+
+    from nh_assets.demo.api import FakeGeminiAPI
+    from nh_assets.gemini.acp.metered_gate import MeteredGate
+    from nh_assets.gemini.api_gate import ApiGate
+
+    body = {"contents": [{"role": "user", "parts": [{"text": "chip export rules"}]}], "tools": [{"googleSearch": {}}]}
+    with FakeGeminiAPI() as api:
+        gate = {"ApiGate": ApiGate, "MeteredGate": MeteredGate}[gate_class](api.base_url, lambda: 0.0)
+        try:
+            gate.begin()
+            request = urllib.request.Request(
+                f"{gate.url}/v1beta/models/gemini-3-flash-preview:{method}", data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"}, method="POST",
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                forwarded = response.read()
+            found = gate.ledger().grounding
+        finally:
+            gate.close()
+    assert found.queries == ["chip export rules"]
+    assert len(found.chunks) == 3 and all("/grounding-api-redirect/" in c.uri for c in found.chunks)
+    # What the CLI received names the same sources, byte for byte as the API sent them.
+    assert grounding_of_answer(forwarded).chunks == found.chunks
