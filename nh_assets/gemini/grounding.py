@@ -65,7 +65,9 @@ class Grounding:
         )
 
 
-def _documents(body: bytes) -> list[Any]:
+def answer_documents(body: bytes) -> list[Any]:
+    """The JSON documents of one generation answer: an object, a JSON array of stream chunks, or
+    server-sent events (``alt=sse``); what does not parse is skipped."""
     text = body.decode("utf-8", errors="replace").strip()
     if text.startswith("data:") or "\ndata:" in text:
         docs = []
@@ -86,7 +88,7 @@ def _documents(body: bytes) -> list[Any]:
 def grounding_of_answer(body: bytes) -> Grounding:
     """The grounding chunks and search queries of one generation answer, in any of its shapes."""
     found = Grounding()
-    for doc in _documents(body):
+    for doc in answer_documents(body):
         if isinstance(doc, dict) and isinstance(doc.get("response"), dict):  # Code Assist wraps the answer
             doc = doc["response"]
         for candidate in (doc.get("candidates") or []) if isinstance(doc, dict) else []:
