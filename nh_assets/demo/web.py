@@ -33,9 +33,12 @@ class FakeWeb:
         self._expired = False
 
     def redirect_for(self, base_url: str, article_path: str) -> str:
-        """A new opaque redirect link to ``article_path`` (each search issues its own, as Google does)."""
+        """An opaque redirect link to ``article_path``, live for ``redirect_ttl_s`` from now.
+
+        The token is derived from the article, so the same search answers the same way twice (the
+        fake is deterministic); issuing it again extends its life."""
         issued = time.time()
-        digest = hashlib.sha256(f"{article_path}\x00{time.time_ns()}".encode()).digest()
+        digest = hashlib.sha256(f"{base_url}{article_path}".encode()).digest()
         token = "AUZIYQ" + base64.urlsafe_b64encode(digest * 3).decode().rstrip("=")
         with self._lock:  # Location is absolute, as Google's is
             self._tokens[token] = (f"{base_url}{article_path}", issued)
