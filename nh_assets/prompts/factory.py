@@ -12,8 +12,10 @@ after an auth or configuration error, which fail at once with the fix in the mes
 A bad *answer* is not a failed call: the model is asked again with the contract's complaints
 inside the same step (``conversation``), and only an answer the contract accepts is written.
 When none is usable the step fails without retry (the re-asks were the retries) and the
-previous artifact stays. Rows with same-day inputs carry the catch-up condition (``catch_up``)
-that builds them from what exists once an input has failed for good.
+previous artifact stays. A research row's note (its tools include ``google_web_search``) gets
+its sources, resolved in the step while the search's links still answer (``sources``). Rows
+with same-day inputs carry the catch-up condition (``catch_up``) that builds them from what
+exists once an input has failed for good.
 """
 
 
