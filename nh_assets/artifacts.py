@@ -149,3 +149,27 @@ def strip_front_matter(text: str) -> str:
         return text
     return text[end + len("\n---\n"):].lstrip("\n")
 
+
+
+def read_front_matter(text: str) -> dict[str, str]:
+    """The ``key: value`` lines of a markdown artifact's front matter (empty without one)."""
+    if not text.startswith("---\n"):
+        return {}
+    end = text.find("\n---\n", 4)
+    if end == -1:
+        return {}
+    fields = {}
+    for line in text[4:end].splitlines():
+        key, sep, value = line.partition(": ")
+        if sep:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def add_front_matter(text: str, fields: dict[str, object]) -> str:
+    """``text`` with ``fields`` appended to its front matter (``text`` unchanged without one)."""
+    end = text.find("\n---\n", 4) if text.startswith("---\n") else -1
+    if end == -1:
+        return text
+    added = "".join(f"\n{key}: {value}" for key, value in fields.items())
+    return text[:end] + added + text[end:]

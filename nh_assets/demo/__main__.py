@@ -22,9 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port on 127.0.0.1 (0 = random)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds to sleep before each answer")
     parser.add_argument("--log", default=None, help="append one JSON line per request to this file")
+    parser.add_argument(
+        "--redirect-ttl", type=float, default=None,
+        help="seconds a grounding redirect link answers before it expires (404), as Google's do; default: never",
+    )
     args = parser.parse_args(argv)
     try:
-        api = FakeGeminiAPI(latency_s=args.latency, log_path=args.log, port=args.port).start()
+        api = FakeGeminiAPI(latency_s=args.latency, log_path=args.log, port=args.port, redirect_ttl_s=args.redirect_ttl).start()
     except OSError as exc:
         parser.exit(2, f"demo: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc} — pick another --port\n")
     print(api.base_url, flush=True)

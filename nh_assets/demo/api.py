@@ -59,6 +59,7 @@ from urllib.parse import parse_qs, urlsplit
 from nh_assets.http_body import read_body
 from nh_assets.demo.answers import count_tokens, render_fake_response
 from nh_assets.demo.search import function_call, grounded_answer, read_turn, with_sources
+from nh_assets.demo.web import FakeWeb
 
 HOST = "127.0.0.1"
 _PATH_RE = re.compile(r"^/(?:v1beta|v1|v1alpha)/models/(?P<model>[^/:]+):(?P<method>[A-Za-z]+)$")
@@ -146,6 +147,10 @@ class FakeGeminiAPI:
     :attr:`requests` and, if *log_path* is given, appended to it as one JSON
     line (``path, model, prompt, usage, response_text, status, time, kind``).
     Failed/404 requests are recorded with zero usage and ``response_text=""``.
+    Grounded answers name their sources by redirect links this server also
+    serves (``web``: they expire after ``redirect_ttl_s``, or when
+    ``web.expire_redirects()`` is called); those GETs are not API requests and
+    are not recorded.
     """
 
     def __init__(
@@ -154,8 +159,10 @@ class FakeGeminiAPI:
         latency_s: float = 0.0,
         log_path: str | Path | None = None,
         port: int = 0,
+        redirect_ttl_s: float | None = None,
     ) -> None:
         self.latency_s = float(latency_s)
+        self.web = FakeWeb(redirect_ttl_s)
         self.log_path = Path(log_path) if log_path is not None else None
         self._port = int(port)
         self._lock = threading.Lock()
@@ -269,7 +276,20 @@ def _make_handler(api: FakeGeminiAPI) -> type[BaseHTTPRequestHandler]:
             self._record(path, None, "", 404, "not_found")
             self._send_json(404, _error_body(404, f"Method not found: {self.command} {path}"))
 
-        do_GET = do_PUT = do_DELETE = do_PATCH = _not_found  # type: ignore[assignment]
+        do_PUT = do_DELETE = do_PATCH = _not_found  # type: ignore[assignment]
+
+        def do_GET(self) -> None:  # noqa: N802
+            path = urlsplit(self.path).path
+            if not api.web.handles(path):
+                self._not_found()
+                return
+            status, headers, body = api.web.answer(path)
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def do_POST(self) -> None:  # noqa: N802
             parts = urlsplit(self.path)
@@ -308,7 +328,7 @@ def _make_handler(api: FakeGeminiAPI) -> type[BaseHTTPRequestHandler]:
             turn = read_turn(body)
             grounding: dict[str, Any] | None = None
             if turn.grounding:  # the CLI's web-search model, with Google Search grounding
-                found = grounded_answer(prompt)
+                found = grounded_answer(prompt, lambda path: api.web.redirect_for(api.base_url, path))
                 text, out_parts, grounding, kind = found.text, [{"text": found.text}], found.metadata, "search"
             elif turn.search_declared and turn.search_results is None:
                 text, out_parts, kind = "", [function_call(prompt)], "function_call"

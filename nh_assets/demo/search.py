@@ -10,13 +10,15 @@ With the tool declared (0.61.0, ``tools.core``), one CLI call is a loop of three
 3. the CLI sends the conversation back to the main model with a ``functionResponse`` holding the
    search text with citation markers and a ``Sources:`` list; the model writes its answer.
 
-Everything here is fake and says so: the sources are example.com pages titled as demo sources.
+Everything here is fake and says so: the sources are the fake's own article pages, titled as
+demo sources, named by grounding redirect links (``web``) as Google names them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,8 +56,9 @@ def read_turn(body: dict[str, Any]) -> Turn:
 
 
 def search_query(prompt: str) -> str:
-    """The query a model would search for: the prompt's first instruction line, trimmed."""
-    for line in prompt.splitlines():
+    """The query a model would search for: the task's first instruction line, trimmed (the CLI's
+    ``<session_context>`` describes the machine, not the task)."""
+    for line in prompt.rpartition("</session_context>")[2].splitlines():
         line = line.strip()
         if line and not line.isupper() and ":" not in line[:25] and not line.startswith("<"):
             return line[:120]
@@ -72,17 +75,19 @@ class Grounded:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def grounded_answer(query: str) -> Grounded:
-    """The web-search model's answer: a short summary, three fake sources, citations placed."""
+def grounded_answer(query: str, link: Callable[[str], str]) -> Grounded:
+    """The web-search model's answer: a short summary, three fake sources, citations placed.
+
+    ``link`` turns an article's path into the URI the chunk names (a redirect link, ``web``)."""
     slug = hashlib.sha256(query.encode()).hexdigest()[:8]
     sentences = [
         f"Demo search results for '{query}' were produced by the NeuroHelix fake Gemini API.",
-        "No web page was read; these sources are placeholders on example.com.",
+        "No web page was read; these sources are placeholder pages of the fake API.",
         "A real search would summarise the current reporting here.",
     ]
     text = " ".join(sentences)
     chunks = [
-        {"web": {"uri": f"https://example.com/neurohelix-demo/{slug}/{i}", "title": f"Demo source {i} ({slug})"}}
+        {"web": {"uri": link(f"/articles/{slug}/{i}"), "title": f"Demo source {i} ({slug})"}}
         for i in (1, 2, 3)
     ]
     supports, offset = [], 0

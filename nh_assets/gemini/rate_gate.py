@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from nh_assets.gemini.failures import FailureKind
+from nh_assets.gemini.grounding import Grounding, grounding_of_exchange
 from nh_assets.gemini.rate_limit import DailyCapExceeded, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError
 from nh_assets.gemini.usage import ModelUsage, usage_of_answer
@@ -61,6 +62,7 @@ class GateLedger:
     usage: dict[str, ModelUsage] = field(default_factory=dict)  # per model, as the answers report it
     waited_s: float = 0.0
     refusal: GateRefusal | None = None
+    grounding: Grounding = field(default_factory=Grounding)  # what the searches returned
 
     @property
     def total(self) -> int:
@@ -72,7 +74,7 @@ class GateLedger:
             usage[model] = usage.get(model, ModelUsage()) + entry
         return GateLedger(
             requests=self.requests + other.requests, usage=usage, waited_s=self.waited_s + other.waited_s,
-            refusal=self.refusal or other.refusal,
+            refusal=self.refusal or other.refusal, grounding=self.grounding + other.grounding,
         )
 
 
@@ -141,23 +143,29 @@ class RateGate:
             ledger.requests[model_of(path, body)] += 1
             ledger.waited_s += waited
 
-    def _count(self, path: str, answer: bytes) -> None:
-        found = usage_of_answer(answer)
-        if found is None:
+    def _observe(self, path: str, request_body: bytes, status: int, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        """The answer passed on unchanged, read on its way through. What it reported is recorded
+        once its last chunk has gone and before the body's end is written: the CLI cannot finish
+        its turn (nor the warm CLI service read this prompt's ledger) until it has read that end."""
+        if not is_generation(path):
+            yield from chunks
             return
-        model, usage = found
-        key = model or model_of(path, b"")
-        with self._lock:
-            self._ledger.usage[key] = self._ledger.usage.get(key, ModelUsage()) + usage
-
-    def _metered(self, path: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
         seen: list[bytes] = []
         for chunk in chunks:
             seen.append(chunk)
             yield chunk
-        # Counted before the body's end is written: the CLI cannot finish its turn (and the warm
-        # CLI service cannot read this prompt's usage) until it has read that end.
-        self._count(path, b"".join(seen))
+        self._record(path, request_body, status, b"".join(seen))
+
+    def _record(self, path: str, request_body: bytes, status: int, answer: bytes) -> None:
+        found = usage_of_answer(answer) if status == 200 else None
+        grounding = grounding_of_exchange(request_body, status, answer)
+        ledger = self.ledger()
+        with self._lock:
+            if found is not None:
+                model, usage = found
+                key = model or model_of(path, b"")
+                ledger.usage[key] = ledger.usage.get(key, ModelUsage()) + usage
+            ledger.grounding.add(grounding)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         gate = self
@@ -172,8 +180,6 @@ class RateGate:
                 return read_body(self)
 
             def _answer(self, status: int, headers: list[tuple[str, str]], chunks: Iterable[bytes]) -> None:
-                if status == 200 and is_generation(self.path):
-                    chunks = gate._metered(self.path, chunks)
                 self.send_response(status)
                 for name, value in headers:
                     if name.lower() not in _SKIP_RESPONSE:
@@ -216,7 +222,8 @@ class RateGate:
                 # read1 hands each streamed (SSE) chunk on as it arrives; an HTTPError body is small.
                 read = getattr(response, "read1", None) or response.read
                 with response:
-                    self._answer(response.status, list(response.headers.items()), iter(lambda: read(65536), b""))
+                    chunks = gate._observe(self.path, body, response.status, iter(lambda: read(65536), b""))
+                    self._answer(response.status, list(response.headers.items()), chunks)
 
             do_POST = do_GET = do_PUT = do_PATCH = do_DELETE = _forward
 

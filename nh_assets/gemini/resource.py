@@ -198,6 +198,10 @@ class GeminiCLIResource(dg.ConfigurableResource):
             overrides[name] = ",".join(filter(None, [os.environ.get(name, ""), "127.0.0.1,localhost"]))
         return child_env(GEMINI_CLI, **overrides)
 
+    def link_env(self) -> dict[str, str]:
+        """The environment a search's links are followed in: the CLI's own proxy settings."""
+        return child_env(GEMINI_CLI)
+
     def resolve_cli(self) -> str:
         found = shutil.which(self.config.gemini_cli)
         if found is None:

@@ -11,11 +11,12 @@ whichever transport served it. The CLI's own report (``usage_by_model``, the war
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import dagster as dg
+
+from nh_assets.gemini.answer_body import answer_documents
 
 
 @dataclass(frozen=True)
@@ -98,23 +99,8 @@ def _usage_of(chunk: dict) -> tuple[str | None, ModelUsage] | None:
 def usage_of_answer(body: bytes) -> tuple[str | None, ModelUsage] | None:
     """The usage of one generation answer: a JSON object, a JSON array of stream chunks, or
     server-sent events (``alt=sse``); the last chunk carrying ``usageMetadata`` wins."""
-    text = body.decode("utf-8", errors="replace").strip()
-    chunks: list = []
-    if text.startswith("data:") or "\ndata:" in text:
-        for line in text.splitlines():
-            if line.startswith("data:"):
-                try:
-                    chunks.append(json.loads(line[5:].strip()))
-                except ValueError:
-                    continue
-    else:
-        try:
-            doc = json.loads(text or "null")
-        except ValueError:
-            return None
-        chunks = doc if isinstance(doc, list) else [doc]
     found = None
-    for chunk in chunks:
+    for chunk in answer_documents(body):
         if isinstance(chunk, dict):
             found = _usage_of(chunk) or found
     return found

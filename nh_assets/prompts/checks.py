@@ -6,7 +6,9 @@ What is checked comes from two explicit places, never from the prompt's prose:
   and no Gemini CLI error text, tags are valid JSON of the fixed categories, the payload matches
   its schema and is dated with its partition;
 - the row's registry columns: ``required_sections`` adds a check that every listed ``##`` section
-  is present, and ``blocks_publishing`` makes the row's checks blocking.
+  is present, ``tools`` with ``google_web_search`` adds ``is_grounded`` (WARN: the searches
+  succeeded and returned a source that resolves, ``prompts.sources``), and ``blocks_publishing``
+  makes the row's checks blocking.
 
 The output contract (``formats.contract``) has already refused unusable answers before anything
 was written, so on a written artifact these checks confirm what the contract let through. The
@@ -36,6 +38,7 @@ import dagster as dg
 
 from nh_assets.formats import FORMATS, Rule
 from nh_assets.formats.markdown import judge_sections
+from nh_assets.prompts.sources import GROUNDED_CHECK, judge_grounded, searches
 from nh_assets.registry import PromptSpec
 
 SECTIONS_CHECK = "has_required_sections"
@@ -50,6 +53,15 @@ def _rules_for(spec: PromptSpec) -> list[Rule]:
                 SECTIONS_CHECK,
                 f"Has every required ## section: {', '.join(sections)}.",
                 lambda text, _day: judge_sections(text, sections),
+                severity=dg.AssetCheckSeverity.WARN,
+            )
+        )
+    if searches(spec.allowed_tools):
+        rules.append(
+            Rule(
+                GROUNDED_CHECK,
+                "Every web search succeeded and at least one source it returned still resolves.",
+                judge_grounded,
                 severity=dg.AssetCheckSeverity.WARN,
             )
         )

@@ -12,8 +12,10 @@ after an auth or configuration error, which fail at once with the fix in the mes
 A bad *answer* is not a failed call: the model is asked again with the contract's complaints
 inside the same step (``conversation``), and only an answer the contract accepts is written.
 When none is usable the step fails without retry (the re-asks were the retries) and the
-previous artifact stays. Rows with same-day inputs carry the catch-up condition (``catch_up``)
-that builds them from what exists once an input has failed for good.
+previous artifact stays. A research row's note (its tools include ``google_web_search``) gets
+its sources, resolved in the step while the search's links still answer (``sources``). Rows
+with same-day inputs carry the catch-up condition (``catch_up``) that builds them from what
+exists once an input has failed for good.
 """
 
 
@@ -31,13 +33,14 @@ from nh_assets.data_layout import DataLayoutResource
 from nh_assets.formats import FORMATS, Answer, Built
 from nh_assets.formats.contract import judge_answer
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
-from nh_assets.gemini.resource import GeminiCLIResource
+from nh_assets.gemini.resource import GeminiCLIResource, combined
 from nh_assets.pools import CLASS_TAG, pool_name
 from nh_assets.prompts.catch_up import catch_up_condition
 from nh_assets.prompts.checks import check_specs_for, evaluate_checks
 from nh_assets.prompts.conversation import converse
 from nh_assets.prompts.missing_inputs import why_missing
 from nh_assets.prompts.rendering import RENDER_VERSION
+from nh_assets.prompts.sources import attach, gather, searches
 from nh_assets.prompts.upstream import MissingSameDayInput, UpstreamArtifact, collect_upstream
 from nh_assets.registry import BUILTIN_MODEL, Dependency, PromptSpec, Registry
 
@@ -206,7 +209,14 @@ def _generate(
         context.log.warning(f"published with gaps after {len(conversation.exchanges)} answer(s): {'; '.join(final.judged.gaps)}")
     metadata["nh.kept_answer"] = dg.MetadataValue.int(final.number)
     assert final.judged.built is not None
-    return final.judged.built, metadata
+    if not searches(spec.allowed_tools):
+        return final.judged.built, metadata
+    # Resolved now, while the search's redirect links still answer; every answer's searches count.
+    grounding = combined([e.result for e in conversation.exchanges]).gate.grounding
+    found = gather(grounding, final.result.response, env=gemini.link_env())
+    for source in found.dead:
+        context.log.warning(f"source {source['title']!r} did not resolve: {source['error']}")
+    return attach(final.judged.built, found), metadata
 
 
 def _compute(spec: PromptSpec, day: str, upstream: list[UpstreamArtifact]) -> Built:

@@ -283,5 +283,53 @@ def test_cli_search_loop_grounds_the_answer(gemini_cli_path: str, gemini_env_fac
     models = out["stats"]["models"]
     assert models[MODEL]["api"]["totalRequests"] == 2
     assert models["gemini-3-flash-preview"]["api"]["totalRequests"] == 1
-    # The grounding sources went into the functionResponse and came back in the answer.
-    assert "## Sources" in out["response"] and "https://example.com/neurohelix-demo/" in out["response"]
+    # The grounding sources went into the functionResponse and came back in the answer, named by
+    # the redirect links Google's grounding hands out (served by the fake, 302 to its article).
+    assert "## Sources" in out["response"]
+    assert f"{fake_gemini_api.base_url}/grounding-api-redirect/AUZIYQ" in out["response"]
+
+
+def _grounding_links(api: FakeGeminiAPI) -> list[str]:
+    """Ask the fake's web-search model as the CLI's google_web_search does, and read its chunks."""
+    body = {"contents": [{"role": "user", "parts": [{"text": "open model releases"}]}], "tools": [{"googleSearch": {}}]}
+    request = urllib.request.Request(
+        f"{api.base_url}/v1beta/models/gemini-3-flash-preview:generateContent",
+        data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        meta = json.load(response)["candidates"][0]["groundingMetadata"]
+    assert meta["webSearchQueries"] == ["open model releases"]
+    return [chunk["web"]["uri"] for chunk in meta["groundingChunks"]]
+
+
+class _NoFollow(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.build_opener(_NoFollow()).open(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as answer:
+        with answer:
+            return answer.code, answer.headers.get("Location") or ""
+
+
+def test_grounding_links_redirect_to_an_article_then_expire(tmp_path: Path) -> None:
+    """Like Google's grounding-api-redirect links: 302 to the article while fresh, 404 once expired;
+    the article itself stays up."""
+    with FakeGeminiAPI() as api:
+        links = _grounding_links(api)
+        assert len(links) == 3 and all("/grounding-api-redirect/AUZIYQ" in u for u in links)
+        status, location = _get(links[0])
+        assert status == 302 and location.startswith(f"{api.base_url}/articles/")
+        assert _get(location)[0] == 200 and "fake Gemini API" in _get(location)[1]
+        api.web.expire_redirects()
+        assert _get(links[0])[0] == 404
+        assert _get(location)[0] == 200
+    with FakeGeminiAPI(redirect_ttl_s=0.2) as api:
+        link = _grounding_links(api)[0]
+        assert _get(link)[0] == 302
+        time.sleep(0.4)
+        assert _get(link)[0] == 404

@@ -114,7 +114,9 @@ def test_full_day_through_the_real_cli(day_one, tmp_path, dagster_home, registry
                 assert models["gemini-3-flash-preview"]["requests"] == 1, prompt_id
                 assert meta["gemini.api_requests"].value == 3, prompt_id
                 note = (data / spec.output_path(DAY2)).read_text()
-                assert "## Sources" in note and "https://example.com/neurohelix-demo/" in note, prompt_id
+                # The grounding redirects were resolved: the note cites the fake's article pages.
+                assert "## Sources" in note and f"{fake_gemini_api.base_url}/articles/" in note, prompt_id
+                assert "grounding-api-redirect" not in note, prompt_id
             else:
                 assert len(calls) == 1 and meta["gemini.api_requests"].value == 1, prompt_id
             assert meta["gemini.input_tokens"].value == sum(m["input"] for m in models.values()), prompt_id

@@ -33,6 +33,7 @@ from nh_assets.operations.alerts import summarize_failure
 from nh_assets.operations.report_deadline import DEADLINE_JOB_NAME, ON_TIME_CHECK, report_lateness
 from nh_assets.partitions import daily_partitions
 from nh_assets.prompts.checks import SECTIONS_CHECK, check_specs_for, evaluate_checks
+from nh_assets.prompts.sources import GROUNDED_CHECK
 from nh_assets.settings import load_settings
 from nh_assets_tests.support.fakes import pipeline_env
 
@@ -81,6 +82,7 @@ def day(tmp_path_factory, registry):
     mp.delenv("FAKE_GEMINI_SCENARIO", raising=False)
     mp.delenv("FAKE_GEMINI_ONLY_FOR", raising=False)
     mp.setenv("FAKE_GEMINI_STATE", str(base / "fake_state"))
+    mp.setenv("FAKE_GEMINI_SEARCH", "1")  # research rows search, through the gate, as the real CLI does
     mp.setattr(deadline_module, "_now", _clock(datetime(2026, 11, 20, 12, tzinfo=UTC)))
     try:
         with dg.instance_for_test(temp_dir=str(home)) as instance:
@@ -232,6 +234,7 @@ def test_report_lateness(now_hour, materialized_hour, passed, words):
 def test_a_good_day_records_every_check_for_its_partition(day):
     keys = _artifact_check_keys(day.defs)
     expected = {_key(spec.prompt_id, CLEAN_CHECK) for spec in day.registry.prompts if spec.output_format in ("markdown", "html")}
+    expected |= {_key(spec.prompt_id, GROUNDED_CHECK) for spec in day.registry.prompts if "google_web_search" in spec.tools}
     expected |= {
         _key("daily_aggregator", SECTIONS_CHECK),
         _key("tag_extractor", TAGS_CHECK),

@@ -26,6 +26,7 @@ from pathlib import Path
 from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.config import GeminiConfig
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
+from nh_assets.gemini.grounding import Grounding
 from nh_assets.gemini.rate_gate import GateLedger
 from nh_assets.gemini.usage import ModelUsage, mismatches
 from nh_assets.gemini.warm_cli import endpoint
@@ -186,7 +187,8 @@ class WarmCliClient:
             raise GeminiFailure(kind, str(failure.get("cause") or "the warm CLI service gave no cause"))
         usage = {model: ModelUsage.from_dict(entry) for model, entry in (reply["gate"]["usage"] or {}).items()}
         gate = GateLedger(
-            requests=Counter(reply["gate"]["requests"]), usage=usage, waited_s=float(reply["gate"]["waited_s"])
+            requests=Counter(reply["gate"]["requests"]), usage=usage, waited_s=float(reply["gate"]["waited_s"]),
+            grounding=Grounding.from_json(reply["gate"].get("grounding")),
         )
         warnings = mismatches(usage, quota_usage(reply.get("quota") or {}), admitted=gate.requests)
         if reply.get("stop_reason") not in ("end_turn", None):

@@ -246,6 +246,7 @@ class WarmCliService:
                 "gate": {
                     "requests": dict(ledger.requests), "waited_s": ledger.waited_s,
                     "usage": {model: entry.as_dict() for model, entry in ledger.usage.items()},
+                    "grounding": ledger.grounding.to_json(),
                 },
                 "duration_s": duration,
                 "permit_wait_s": waited,

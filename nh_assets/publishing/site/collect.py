@@ -25,11 +25,15 @@ import dagster as dg
 
 from nh_assets.artifacts import strip_front_matter, write_atomic
 from nh_assets.formats import FORMATS
+from nh_assets.prompts.sources import read_sources
 from nh_assets.registry import PromptSpec, Registry
 
-from .day_input import DAY_FILE, DayInput, DayInputError, Kpis, Note, day_files, parse_payload, write_day
+from .day_input import (
+    DAY_FILE, DayInput, DayInputError, Kpis, Note, PublishedPayload, Source, day_files, parse_payload, write_day,
+)
 from .html_policy import sanitize_html
 from .markdown_render import extract_sources
+from .source_policy import DaySources, day_sources
 
 STATE_FILE = "_collected.json"
 _MAIN = re.compile(r"<main\b[^>]*>(?P<inner>.*)</main>", re.DOTALL | re.IGNORECASE)
@@ -126,18 +130,35 @@ def _kpis(instance: dg.DagsterInstance, roles: SiteRoles, records: _DayRecords |
     return kpis
 
 
-def _note(spec: PromptSpec, path: Path) -> Note:
-    text = strip_front_matter(path.read_text(encoding="utf-8", errors="replace"))
-    return Note(
-        prompt_id=spec.prompt_id, title=spec.title, category=spec.category, markdown=text, sources=extract_sources(text)
-    )
+def _note(spec: PromptSpec, text: str, links: DaySources) -> Note:
+    recorded = read_sources(text)
+    body = links.markdown(strip_front_matter(text))
+    if recorded is not None:  # the final URLs its searches led to, as the step resolved them
+        sources = [Source(title=s.title, url=s.url, domain=s.domain) for s in recorded.grounded]
+    else:
+        sources = extract_sources(body)
+    return Note(prompt_id=spec.prompt_id, title=spec.title, category=spec.category, markdown=body, sources=sources)
 
 
-def _dashboard(path: Path) -> str | None:
+def _dashboard(path: Path, links: DaySources) -> str | None:
     markup = path.read_text(encoding="utf-8", errors="replace")
     match = _MAIN.search(markup) or _BODY.search(markup)
     cleaned, _removed = sanitize_html(match.group("inner") if match else markup)
-    return cleaned if cleaned.strip() else None
+    return links.markup(cleaned) if cleaned.strip() else None
+
+
+def _payload_links(payload: PublishedPayload, links: DaySources) -> PublishedPayload:
+    return payload.model_copy(
+        update={
+            "sections": [s.model_copy(update={"markdown": links.markdown(s.markdown)}) for s in payload.sections],
+            "raw_markdown": links.markdown(payload.raw_markdown),
+            "summary": links.markdown(payload.summary),
+            **{
+                name: [links.markdown(item) for item in getattr(payload, name)]
+                for name in ("notable_developments", "strategic_implications", "recommendations")
+            },
+        }
+    )
 
 
 def build_day(
@@ -156,16 +177,24 @@ def build_day(
         missing.append(spec.prompt_id)
         return None
 
-    notes = [_note(spec, path) for spec in roles.notes if (path := present(spec))]
-    analyses = [_note(spec, path) for spec in roles.analyses if (path := present(spec))]
+    read = lambda path: path.read_text(encoding="utf-8", errors="replace")  # noqa: E731
+    note_texts = [(spec, read(path)) for spec in roles.notes if (path := present(spec))]
+    analysis_texts = [(spec, read(path)) for spec in roles.analyses if (path := present(spec))]
+    links = day_sources(read_sources(text) for _, text in note_texts + analysis_texts)
+    notes = [_note(spec, text, links) for spec, text in note_texts]
+    analyses = [_note(spec, text, links) for spec, text in analysis_texts]
     dashboard_path = present(roles.dashboard)
+    payload = _payload_links(payload, links)
+    dashboard_html = _dashboard(dashboard_path, links) if dashboard_path else None
+    kpis = _kpis(instance, roles, records, len(notes))
+    kpis.sources_grounded, kpis.sources_unverified, kpis.sources_dead = links.counts()
     return DayInput(
         date=day,
         payload=payload,
         notes=notes,
         analyses=analyses,
-        dashboard_html=_dashboard(dashboard_path) if dashboard_path else None,
-        kpis=_kpis(instance, roles, records, len(notes)),
+        dashboard_html=dashboard_html,
+        kpis=kpis,
         missing_inputs=missing,
     )
 

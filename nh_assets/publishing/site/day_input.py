@@ -16,7 +16,7 @@ import json
 import re
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nh_assets.artifacts import write_atomic
 from nh_assets.formats.site_payload import SitePayload
@@ -36,10 +36,19 @@ class PublishedPayload(SitePayload):
 
     missing_inputs: list[str] = Field(default_factory=list)
 
+    @field_validator("missing_inputs", mode="before")
+    @classmethod
+    def _prompt_ids(cls, value: object) -> object:
+        """The exporter writes ``{prompt_id, reason}`` objects; the site lists the prompt ids."""
+        if isinstance(value, list):
+            return [item.get("prompt_id") if isinstance(item, dict) else item for item in value]
+        return value
+
 
 class Source(BaseModel):
     title: str
     url: str
+    domain: str = ""
 
 
 class Note(BaseModel):
@@ -61,6 +70,10 @@ class Kpis(BaseModel):
     prompts_failed: int = 0
     prompts_total: int = 0
     generation_s: float | None = None
+    # The day's sources (``source_policy``); None for a day whose notes recorded none.
+    sources_grounded: int | None = None
+    sources_unverified: int | None = None
+    sources_dead: int | None = None
 
 
 class DayInput(BaseModel):

@@ -17,6 +17,9 @@ environment variables:
 - ``FAKE_GEMINI_STATE``: directory for the call counter and the hang scenario's pid files
 - ``FAKE_GEMINI_LOG``: JSONL file receiving one record per call (argv flags, prompt, cwd, times)
 - ``FAKE_GEMINI_API_REQUESTS``: API requests one answered call makes (default 1; a search loop makes 3)
+- ``FAKE_GEMINI_SEARCH=1``: with ``google_web_search`` in the call folder's ``tools.core``, search as
+  0.61.0's tool does (one ``generateContent`` on its web-search model with ``googleSearch``
+  grounding, through the same base URL) and cite the returned sources, as a model would
 
 Like the real CLI it reads ``-m ALIAS`` from the call folder's ``.gemini/settings.json`` when the
 folder is trusted, and it sends its requests to ``GOOGLE_GEMINI_BASE_URL`` (the resource's rate
@@ -34,6 +37,31 @@ import urllib.request
 from pathlib import Path
 
 from nh_assets.demo.answers import count_tokens, render_fake_response
+from nh_assets.demo.search import SEARCH_TOOL, search_query, with_sources
+
+SEARCH_MODEL = "gemini-3-flash-preview"  # 0.61.0's ``web-search`` model alias
+
+
+def _search(prompt: str, tokens: dict[str, int]) -> str | None:
+    """The tool's text for the model, as 0.61.0 builds it: the answer, then ``[n] title (uri)``.
+    ``tokens`` gets what the answer's ``usageMetadata`` said, as the real CLI's ``stats`` do."""
+    query = search_query(prompt)
+    body = json.dumps({"contents": [{"role": "user", "parts": [{"text": query}]}], "tools": [{"googleSearch": {}}]})
+    request = urllib.request.Request(
+        f"{os.environ['GOOGLE_GEMINI_BASE_URL']}/v1beta/models/{SEARCH_MODEL}:generateContent", data=body.encode(),
+        method="POST", headers={"Content-Type": "application/json", "x-goog-api-key": os.environ.get("GEMINI_API_KEY", "")},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            answer = json.load(response)
+        candidate = answer["candidates"][0]
+        _add_usage(tokens, answer)
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as error:
+        return f'Error: Error during web search for query "{query}": {error}'
+    chunks = (candidate.get("groundingMetadata") or {}).get("groundingChunks") or []
+    lines = [f"[{i}] {c['web'].get('title') or 'Untitled'} ({c['web'].get('uri')})" for i, c in enumerate(chunks, 1)]
+    text = "".join(p.get("text", "") for p in candidate["content"]["parts"])
+    return f'Web search results for "{query}":\n\n{text}\n\nSources:\n' + "\n".join(lines)
 
 
 def _resolve_model(name: str) -> tuple[str, dict]:
@@ -44,6 +72,13 @@ def _resolve_model(name: str) -> tuple[str, dict]:
     settings = json.loads(settings_file.read_text())
     alias = settings.get("modelConfigs", {}).get("customAliases", {}).get(name)
     return (alias["modelConfig"]["model"] if alias else name), settings
+
+
+def _add_usage(tokens: dict[str, int], answer: dict) -> None:
+    usage = answer.get("usageMetadata") or {}
+    tokens["input"] += int(usage.get("promptTokenCount") or 0)
+    tokens["candidates"] += int(usage.get("candidatesTokenCount") or 0)
+    tokens["total"] += int(usage.get("totalTokenCount") or 0)
 
 
 def _api_requests(model: str, prompt: str, count: int, tokens: dict[str, int]) -> str | None:
@@ -62,10 +97,7 @@ def _api_requests(model: str, prompt: str, count: int, tokens: dict[str, int]) -
         )
         try:
             with urllib.request.urlopen(request, timeout=600) as response:
-                usage = json.loads(response.read() or b"{}").get("usageMetadata") or {}
-            tokens["input"] += int(usage.get("promptTokenCount") or 0)
-            tokens["candidates"] += int(usage.get("candidatesTokenCount") or 0)
-            tokens["total"] += int(usage.get("totalTokenCount") or 0)
+                _add_usage(tokens, json.loads(response.read() or b"{}"))
         except urllib.error.HTTPError as error:
             return json.loads(error.read() or b"{}").get("error", {}).get("message") or f"HTTP {error.code}"
         except urllib.error.URLError as error:
@@ -185,6 +217,13 @@ def main() -> int:
         print(json.dumps({"session_id": "fake", "error": {"type": "Error", "message": failed, "code": 1}}, indent=2),
               file=sys.stderr)
         return 1
+    requests = int(os.environ.get("FAKE_GEMINI_API_REQUESTS", "1"))
+    stats = {model: {"api": {"totalRequests": requests}, "tokens": tokens}}
+    tools = (workspace.get("tools") or {}).get("core") or []
+    if os.environ.get("FAKE_GEMINI_SEARCH") == "1" and SEARCH_TOOL in tools and os.environ.get("GOOGLE_GEMINI_BASE_URL"):
+        search_tokens = {"input": 0, "candidates": 0, "total": 0}
+        response = with_sources(response, _search(prompt, search_tokens))
+        stats[SEARCH_MODEL] = {"api": {"totalRequests": 1}, "tokens": search_tokens}
     outcome = "ok"
     if scenario == "drop_sections":
         outcome = "drop_sections"
@@ -196,10 +235,7 @@ def main() -> int:
     print(json.dumps({
         "session_id": "fake-session",
         "response": response,
-        "stats": {"models": {model: {
-            "api": {"totalRequests": int(os.environ.get("FAKE_GEMINI_API_REQUESTS", "1"))},
-            "tokens": tokens,
-        }}},
+        "stats": {"models": stats},
     }))
     return 0
 
