@@ -24,6 +24,8 @@ from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.process_stat import process_stat
 from nh_assets.settings import REPO_ROOT
 
+pytestmark = pytest.mark.real_cli
+
 SYSTEM_PROMPT = REPO_ROOT / "registry" / "system_prompt.md"
 
 

@@ -14,6 +14,8 @@ from nh_assets.demo.api import FakeGeminiAPI
 from nh_assets.gemini.acp import metered_gate
 from nh_assets.gemini.acp.metered_gate import MeteredGate, merged
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.fixture
 def api(tmp_path):
