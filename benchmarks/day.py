@@ -33,6 +33,7 @@ import dagster as dg
 
 from nh_assets.process_stat import process_stat
 from nh_assets.registry import CONCURRENCY_LIMITS, Registry, load_registry
+from nh_assets.settings import registry_path_from_env
 from nh_assets_tests.support.fakes import pipeline_env, shared_fake_api
 from nh_assets_tests.support.registry_order import topological_order
 
@@ -298,12 +299,20 @@ def backfill(days: list[str], latency: float, rate: int, registry: Registry) -> 
         }
 
 
+def positive_seconds(text: str) -> float:
+    """An argparse type: the schedule's lower bound divides by the latency, so it must be above 0."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a latency must be above 0 seconds (try 0.1)")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.day", description=__doc__.splitlines()[0])
-    parser.add_argument("--latency", type=float, default=5.0, help="fake Gemini latency L per call, seconds")
+    parser.add_argument("--latency", type=positive_seconds, default=5.0, help="fake Gemini latency L per call, seconds")
     parser.add_argument("--days", type=int, default=3, help="days in the backfill")
     parser.add_argument("--rate", type=int, default=20, help="rate limit R per minute during the backfill")
-    parser.add_argument("--backfill-latency", type=float, default=1.0, help="L during the backfill")
+    parser.add_argument("--backfill-latency", type=positive_seconds, default=1.0, help="L during the backfill")
     parser.add_argument("--parts", default="one,backfill", help="comma list: one, backfill")
     parser.add_argument("--start-method", default=None, help="override NH_EXECUTOR_START_METHOD for part one")
     parser.add_argument("--instance", choices=["sqlite", "postgres"], default="sqlite",
@@ -326,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_parts(args: argparse.Namespace, fresh_database) -> int:
-    registry = load_registry()
+    registry = load_registry(registry_path_from_env())
     parts = set(args.parts.split(","))
     max_processes = int(os.environ.get("NH_MAX_GEMINI_PROCESSES", "4"))
 

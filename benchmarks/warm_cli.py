@@ -37,7 +37,7 @@ import dagster as dg
 
 from nh_assets.demo.api import FakeGeminiAPI
 from nh_assets.registry import load_registry
-from nh_assets.settings import REPO_ROOT
+from nh_assets.settings import REPO_ROOT, registry_path_from_env
 from benchmarks.day import DAGSTER, TreeMemory, lower_bound_s
 from nh_assets_tests.support.fakes import pipeline_env
 
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise SystemExit("bench: cannot become a child subreaper; the service's CPU would go uncounted")
-    registry = load_registry(REPO_ROOT / "registry" / "prompts.tsv")
+    registry = load_registry(registry_path_from_env())
     max_processes = int(os.environ.get("NH_MAX_GEMINI_PROCESSES", "4"))
     parts = set(args.parts.split(","))
     print(f"Gemini CLI 0.61.0 (real), fake API; {os.cpu_count()} cores; NH_MAX_GEMINI_PROCESSES={max_processes}")

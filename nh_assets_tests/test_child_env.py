@@ -14,6 +14,8 @@ from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.publishing.wrangler import WranglerResource
 from nh_assets_tests.support.fakes import gemini_config, install_fake
 
+pytestmark = pytest.mark.fast
+
 ENV_DUMP = "nh_assets_tests.support.fakes.env_dump"
 SECRETS = {
     "GEMINI_API_KEY": "AIzaSy-gemini-key-0001",

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from nh_assets.definitions import build_definitions
 from nh_assets.pools import pool_name
 from nh_assets_tests.support.registry_order import ids
@@ -20,12 +22,14 @@ def _validate(env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.dagster
 def test_definitions_validate_passes(settings_env):
     result = _validate(settings_env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Validation successful" in result.stdout + result.stderr
 
 
+@pytest.mark.dagster
 def test_bad_registry_fails_loading_with_the_registry_messages(settings_env, tmp_path):
     bad = tmp_path / "prompts.tsv"
     source = (Path(__file__).resolve().parents[1] / "registry" / "prompts.tsv").read_text()
@@ -35,12 +39,14 @@ def test_bad_registry_fails_loading_with_the_registry_messages(settings_env, tmp
     assert "concurrency_class" in result.stdout + result.stderr and "turbo" in result.stdout + result.stderr
 
 
+@pytest.mark.dagster
 def test_bad_setting_names_the_variable(settings_env):
     result = _validate({**settings_env, "NH_RATE_PER_MINUTE": "fast"})
     assert result.returncode != 0
     assert "NH_RATE_PER_MINUTE" in result.stdout + result.stderr
 
 
+@pytest.mark.fast
 def test_assets_are_grouped_by_wave_with_pools_and_code_versions(settings, registry):
     graph = build_definitions(settings, registry).resolve_asset_graph()
     nodes = {key.to_user_string(): graph.get(key) for key in graph.get_all_asset_keys()}
@@ -54,6 +60,7 @@ def test_assets_are_grouped_by_wave_with_pools_and_code_versions(settings, regis
         assert {p.to_user_string() for p in node.parent_keys} == {d.prompt_id for d in spec.depends_on}
 
 
+@pytest.mark.fast
 def test_changing_a_prompt_changes_only_its_code_version(settings, registry):
     from dataclasses import replace
 
@@ -70,6 +77,7 @@ def test_changing_a_prompt_changes_only_its_code_version(settings, registry):
     assert changed == {"concept_synthesizer"}
 
 
+@pytest.mark.fast
 def test_each_run_keeps_to_the_pool_limits_and_the_process_cap_by_class_tag(settings, registry):
     from nh_assets.definitions import DAILY_JOB_NAME
     from nh_assets.pools import CLASS_TAG, run_tag_limits

@@ -17,6 +17,8 @@ from nh_assets.redaction import Redactor, redact, redact_url, secret_values
 from nh_assets_tests.support.dagster_server import free_port
 from nh_assets_tests.support.fakes import gemini_config
 
+pytestmark = pytest.mark.fast
+
 PASSWORD_FORMS = [
     # (text, the secret it must lose, what must survive)
     ("postgresql://nh:s3cret@db.internal:5432/nh", "s3cret", "postgresql://nh:***@db.internal:5432/nh"),

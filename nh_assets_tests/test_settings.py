@@ -10,6 +10,8 @@ import pytest
 from nh_assets.cli.config import VARIABLES
 from nh_assets.settings import Settings, SettingsError, is_secret, load_settings
 
+pytestmark = pytest.mark.fast
+
 SECRET = "postgresql+psycopg2://nh:pw-QXJ9-secret@db.internal:5432/nh"
 
 

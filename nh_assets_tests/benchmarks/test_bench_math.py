@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks.day import lower_bound_s, max_in_window
+
+pytestmark = pytest.mark.fast
 
 
 def test_max_in_window_counts_a_half_open_sliding_window():

@@ -25,6 +25,8 @@ from nh_assets.settings import REPO_ROOT
 from nh_assets_tests.support.dagster_server import free_port, overlaps, run_span, running_dagster, wait_for_runs
 from nh_assets_tests.support.fakes import pipeline_env
 
+pytestmark = pytest.mark.dagster
+
 NH = Path(sys.executable).parent / "nh"
 REGISTRY = load_registry(REPO_ROOT / "registry" / "prompts.tsv")
 PROMPTS = [spec.prompt_id for spec in REGISTRY.prompts]

@@ -17,6 +17,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from nh_assets.demo.answers import FAKE_LABEL, count_tokens, parse_prompt_contract, render_fake_response
 from nh_assets.demo.api import FakeGeminiAPI
 from nh_assets_tests.support.failing_api import FailingGeminiAPI
@@ -86,6 +88,7 @@ def _log_lines(path: Path) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- #
 # server unit tests (urllib)
 # --------------------------------------------------------------------------- #
+@pytest.mark.fast
 def test_sse_stream_shape(fake_gemini_api: FakeGeminiAPI) -> None:
     status, ctype, raw = _post(
         fake_gemini_api.base_url, f"/v1beta/models/{MODEL}:streamGenerateContent?alt=sse",
@@ -110,6 +113,7 @@ def test_sse_stream_shape(fake_gemini_api: FakeGeminiAPI) -> None:
     assert rec["prompt"] == MARKDOWN_PROMPT and rec["usage"] == last["usageMetadata"]
 
 
+@pytest.mark.fast
 def test_generate_content_json_and_html(fake_gemini_api: FakeGeminiAPI, tmp_path: Path) -> None:
     status, _, raw = _post(fake_gemini_api.base_url, f"/v1beta/models/{MODEL}:generateContent",
                            _contents(JSON_PROMPT))
@@ -136,6 +140,7 @@ def test_generate_content_json_and_html(fake_gemini_api: FakeGeminiAPI, tmp_path
     assert len(fake_gemini_api.requests) == 2
 
 
+@pytest.mark.fast
 def test_count_tokens_404_and_contract_parsing(fake_gemini_api: FakeGeminiAPI) -> None:
     status, _, raw = _post(fake_gemini_api.base_url, f"/v1beta/models/{MODEL}:countTokens",
                            _contents("x" * 9))
@@ -153,6 +158,7 @@ def test_count_tokens_404_and_contract_parsing(fake_gemini_api: FakeGeminiAPI) -
     assert generic.startswith(f"# p1 ({FAKE_LABEL})") and generic.count("\n## ") >= 2
 
 
+@pytest.mark.fast
 def test_fail_first_and_latency(tmp_path: Path) -> None:
     log = tmp_path / "log.jsonl"
     with FailingGeminiAPI(fail_first=2, latency_s=0.2, log_path=log) as api:
@@ -170,6 +176,7 @@ def test_fail_first_and_latency(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- #
 # the real gemini CLI against the fake server
 # --------------------------------------------------------------------------- #
+@pytest.mark.real_cli
 def test_cli_success_matches_server(gemini_cli_path: str, gemini_api_env: dict[str, str],
                                     fake_gemini_api: FakeGeminiAPI, tmp_path: Path) -> None:
     cwd = tmp_path / "work"
@@ -201,6 +208,7 @@ def test_cli_success_matches_server(gemini_cli_path: str, gemini_api_env: dict[s
     assert list((home / "tmp").glob("*/chats/session-*.jsonl"))
 
 
+@pytest.mark.real_cli
 def test_cli_json_prompt_is_fenced(gemini_cli_path: str, gemini_api_env: dict[str, str],
                                    fake_gemini_api: FakeGeminiAPI, tmp_path: Path) -> None:
     proc = _run_cli(gemini_cli_path, gemini_api_env, tmp_path / "work", JSON_PROMPT)
@@ -210,6 +218,7 @@ def test_cli_json_prompt_is_fenced(gemini_cli_path: str, gemini_api_env: dict[st
     assert len(fake_gemini_api.requests) == 1
 
 
+@pytest.mark.real_cli
 def test_cli_retries_429(gemini_cli_path: str, gemini_env_factory, tmp_path: Path) -> None:
     with FailingGeminiAPI(fail_first=1) as api:
         env = gemini_env_factory(api.base_url)
@@ -228,6 +237,7 @@ def test_cli_retries_429(gemini_cli_path: str, gemini_env_factory, tmp_path: Pat
     assert out["response"] == reqs[1]["response_text"]
 
 
+@pytest.mark.real_cli
 def test_cli_persistent_429_exit_code(gemini_cli_path: str, gemini_env_factory,
                                       tmp_path: Path) -> None:
     # general.maxAttempts=1 disables the internal retry (default 10 attempts, ~3.5 min)
@@ -243,6 +253,7 @@ def test_cli_persistent_429_exit_code(gemini_cli_path: str, gemini_env_factory,
     assert list(Path(env["TMPDIR"]).glob("gemini-client-error-*.json"))
 
 
+@pytest.mark.real_cli
 def test_cli_missing_api_key_exits_41(gemini_cli_path: str, gemini_env_factory,
                                       fake_gemini_api: FakeGeminiAPI, tmp_path: Path) -> None:
     env = gemini_env_factory(fake_gemini_api.base_url, api_key=None)
@@ -254,6 +265,7 @@ def test_cli_missing_api_key_exits_41(gemini_cli_path: str, gemini_env_factory,
     assert fake_gemini_api.requests == []
 
 
+@pytest.mark.real_cli
 def test_cli_untrusted_folder_exits_55_unless_skip_trust(
         gemini_cli_path: str, gemini_env_factory, fake_gemini_api: FakeGeminiAPI,
         tmp_path: Path) -> None:
@@ -268,6 +280,7 @@ def test_cli_untrusted_folder_exits_55_unless_skip_trust(
     assert len(fake_gemini_api.requests) == 1
 
 
+@pytest.mark.real_cli
 def test_cli_search_loop_grounds_the_answer(gemini_cli_path: str, gemini_env_factory,
                                            fake_gemini_api: FakeGeminiAPI, tmp_path: Path) -> None:
     """With google_web_search declared, one CLI call is three requests on two models, as with the

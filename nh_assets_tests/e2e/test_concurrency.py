@@ -32,6 +32,8 @@ from nh_assets.settings import REPO_ROOT
 from nh_assets_tests.support.dagster_server import DagsterServer, overlaps, run_span, running_dagster, wait_for_runs
 from nh_assets_tests.support.fakes import pipeline_env
 
+pytestmark = pytest.mark.dagster
+
 # fork: workers start at once (no re-import); each builds its own limiter or process permits after the fork.
 _FORK = multiprocessing.get_context("fork")
 

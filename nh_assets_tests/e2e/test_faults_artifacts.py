@@ -20,6 +20,8 @@ from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT
 from nh_assets_tests.support.fakes import pipeline_env
 
+pytestmark = pytest.mark.dagster
+
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 INJECTION = str(Path(__file__).resolve().parents[1] / "support" / "fault_injection")
 ASSET, DAY = "ai_ecosystem_watch", "2026-11-20"

@@ -40,6 +40,8 @@ from nh_assets.settings import REPO_ROOT
 from nh_assets_tests.support.dagster_server import overlaps, run_span, running_webserver, start_daemon, stop_process_group
 from nh_assets_tests.support.fakes import pipeline_env
 
+pytestmark = pytest.mark.dagster
+
 # --- the run launcher's health check -------------------------------------------------------------
 
 

@@ -13,6 +13,8 @@ from nh_assets.artifacts import sha256_file
 from nh_assets.definitions import DAILY_JOB_NAME, build_definitions
 from nh_assets.formats.vocabulary import REPORT_SECTIONS
 
+pytestmark = pytest.mark.dagster
+
 DAY1, DAY2 = "2026-11-19", "2026-11-20"
 
 

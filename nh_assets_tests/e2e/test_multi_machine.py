@@ -30,6 +30,8 @@ from nh_assets_tests.support.fakes import INSTANCE_YAML, ONESHOT_FOR_THE_FAKE_CL
 from nh_assets_tests.support.postgres_server import dagster_url
 from nh_assets_tests.support.redis_server import running_redis
 
+pytestmark = pytest.mark.services
+
 BIN = Path(sys.executable).parent
 DEPLOY = REPO_ROOT / "deploy" / "celery"
 WORKER_YAML = DEPLOY / "celery_worker.yaml"

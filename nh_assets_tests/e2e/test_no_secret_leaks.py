@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from nh_assets.data_layout import DataLayoutResource
 from nh_assets.definitions import build_definitions
@@ -22,6 +23,8 @@ from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT, load_settings
 from nh_assets_tests.support.dagster_server import free_port
 from nh_assets_tests.support.fakes import pipeline_env
+
+pytestmark = pytest.mark.dagster
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY = "2026-11-20"

@@ -32,6 +32,8 @@ from nh_assets_tests.support.dagster_server import overlaps, run_span, running_d
 from nh_assets_tests.support.fakes import gemini_config, pipeline_env, shared_fake_api
 from nh_assets_tests.support.postgres_server import dagster_url
 
+pytestmark = pytest.mark.services
+
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY = "2026-11-20"
 BUCKET_TABLE = f"ratelimit___{TABLE}"

@@ -34,6 +34,8 @@ from nh_assets.settings import REPO_ROOT, load_settings
 from nh_assets_tests.support.fakes import ONESHOT_FOR_THE_FAKE_CLI, shared_fake_api
 from nh_assets_tests.support.sloppy_model import DROPPED_SECTION, SloppyModel, prompt_id_of
 
+pytestmark = pytest.mark.real_cli
+
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY1, DAY2 = "2026-11-21", "2026-11-22"
 FAILING, REFUSING = "developer_tools", "prompt_engineering"

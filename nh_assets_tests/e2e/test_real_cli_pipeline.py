@@ -25,6 +25,8 @@ from nh_assets_tests.support.dagster_server import free_port
 from nh_assets.demo.api import FakeGeminiAPI
 from nh_assets_tests.support.fakes import ONESHOT_FOR_THE_FAKE_CLI, shared_fake_api
 
+pytestmark = pytest.mark.real_cli
+
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY1, DAY2 = "2026-11-21", "2026-11-22"
 

@@ -6,6 +6,8 @@ import pytest
 
 from nh_assets.formats.html_sanitizer import POLICY, sanitize_html
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.mark.parametrize("element", ["svg", "math"])
 def test_content_after_a_self_closing_foreign_element_survives(element):

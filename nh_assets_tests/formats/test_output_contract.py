@@ -19,6 +19,8 @@ from nh_assets.formats.vocabulary import REPORT_SECTIONS, TAG_CATEGORIES
 from nh_assets.prompts.rendering import PROMPT_ARG_LIMIT_BYTES, render_reask
 from nh_assets.prompts.upstream import UpstreamArtifact
 
+pytestmark = pytest.mark.fast
+
 DAY = "2026-11-20"
 GOOD_TAGS = {"tags": ["agents", "chips", "open-weights", "eu-ai-act", "evals"], "categories": ["Models", "Research", "Hardware"]}
 

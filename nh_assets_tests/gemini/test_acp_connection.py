@@ -9,6 +9,8 @@ import pytest
 
 from nh_assets.gemini.warm_cli.connection import CliExited, AcpConnection
 
+pytestmark = pytest.mark.fast
+
 
 def test_a_cli_that_exits_at_start_is_described_by_its_exit_code_every_time(tmp_path):
     causes = collections.Counter()

@@ -25,6 +25,8 @@ from nh_assets.process_stat import process_stat
 from nh_assets.settings import REPO_ROOT
 from nh_assets_tests.support.fakes import gemini_config
 
+pytestmark = pytest.mark.real_cli
+
 SYSTEM_PROMPT = REPO_ROOT / "registry" / "system_prompt.md"
 
 

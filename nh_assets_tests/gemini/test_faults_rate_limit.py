@@ -50,6 +50,7 @@ def _sqlite_limiter(db: Path, patience_s: float, per_minute: int = 5) -> SharedR
     return SharedRateLimit(SQLiteStore(db), per_minute=per_minute, per_day=1000, patience_s=patience_s)
 
 
+@pytest.mark.dagster
 @pytest.mark.parametrize(
     ("code", "target"), [(HOLD_FILE_LOCK, "rate.sqlite.lock"), (HOLD_WRITE_TRANSACTION, "rate.sqlite")],
     ids=["file_lock", "write_transaction"],
@@ -73,6 +74,7 @@ def test_a_bucket_held_past_the_steps_patience_fails_in_one_line_then_works_agai
         limiter.close()
 
 
+@pytest.mark.dagster
 def test_a_bucket_held_for_less_than_the_patience_is_waited_for(tmp_path):
     db = tmp_path / "rate.sqlite"
     limiter = _sqlite_limiter(db, patience_s=120.0)
@@ -97,6 +99,7 @@ def _count(url: str) -> int:
         return conn.execute(f'SELECT COUNT(*) FROM "ratelimit___{TABLE}"').fetchone()[0]
 
 
+@pytest.mark.services
 def test_the_postgres_bucket_survives_a_server_restart_and_never_exceeds_its_limit(postgres_server, postgres_url):
     limit = 4
     limiter = SharedRateLimit(PostgresStore(postgres_url), per_minute=limit, per_day=1000, patience_s=30.0)
@@ -114,6 +117,7 @@ def test_the_postgres_bucket_survives_a_server_restart_and_never_exceeds_its_lim
         limiter.close()
 
 
+@pytest.mark.services
 def test_the_postgres_bucket_gone_past_the_patience_fails_in_one_line(postgres_server, postgres_url, monkeypatch):
     # Each attempt to reach a stopped server waits this long for a connection.
     monkeypatch.setattr("nh_assets.gemini.rate_limit_stores.CONNECT_TIMEOUT_S", 2.0)

@@ -16,6 +16,8 @@ from nh_assets.gemini.resource import GeminiCLIResource
 from nh_assets.process_stat import process_stat
 from nh_assets_tests.support.fakes import gemini_config, shared_fake_api
 
+pytestmark = pytest.mark.fast
+
 PROMPT = "NEUROHELIX PROMPT: ai_ecosystem_watch\nDATE: 2026-11-20\nRESPONSE FORMAT: markdown\n\nSummarise."
 
 

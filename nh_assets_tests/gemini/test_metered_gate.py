@@ -14,6 +14,8 @@ from nh_assets.demo.api import FakeGeminiAPI
 from nh_assets.gemini import rate_gate
 from nh_assets.gemini.rate_gate import GateLedger, RateGate, summed
 
+pytestmark = pytest.mark.fast
+
 
 @pytest.fixture
 def api(tmp_path):

@@ -10,6 +10,8 @@ from nh_assets.artifacts import sha256_file
 from nh_assets.operations.parity import main as parity_main
 from nh_assets.settings import load_settings
 
+pytestmark = pytest.mark.dagster
+
 START = "2026-11-01"
 D1, D2, BEFORE_START = "2026-11-05", "2026-11-06", "2026-10-30"
 PROMPTS = ("ai_ecosystem_watch", "daily_aggregator", "tag_extractor", "site_payload_exporter", "dashboard_renderer")

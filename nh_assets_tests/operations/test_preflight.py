@@ -54,11 +54,13 @@ def _env(**extra: str) -> dict[str, str]:
 # --- Gemini CLI -------------------------------------------------------------------------------
 
 
+@pytest.mark.fast
 def test_gemini_cli_ok(bin_dir):
     verdict = check_gemini_cli(str(bin_dir / "gemini"), _env())
     assert verdict.level is Level.OK and "0.61.0" in verdict.detail
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("body", "timeout", "expected"),
     [
@@ -92,6 +94,7 @@ def _home(tmp_path: Path, settings: dict | None = None, creds: bool = False, dot
     return home
 
 
+@pytest.mark.fast
 def test_gemini_auth_verdicts(tmp_path):
     assert check_gemini_auth(_env(), demo=True).level is Level.OK
     by_key = check_gemini_auth(_env(GEMINI_API_KEY=SECRET), demo=False)
@@ -104,6 +107,7 @@ def test_gemini_auth_verdicts(tmp_path):
     assert dotenv.level is Level.OK and SECRET not in dotenv.detail
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("settings", "expected"),
     [
@@ -120,6 +124,7 @@ def test_gemini_auth_bad(tmp_path, settings, expected):
 # --- wrangler, token, data root, rate limit -----------------------------------------------------
 
 
+@pytest.mark.fast
 def test_wrangler_verdicts(bin_dir, tmp_path):
     assert check_wrangler(str(bin_dir / "wrangler"), _env(), token_present=True).level is Level.OK
     missing = str(tmp_path / "none" / "wrangler")
@@ -130,6 +135,7 @@ def test_wrangler_verdicts(bin_dir, tmp_path):
     assert check_cloudflare_token(False).level is Level.WARN
 
 
+@pytest.mark.fast
 def test_data_root_verdicts(tmp_path):
     assert check_data_root(tmp_path).level is Level.OK
     assert check_data_root(tmp_path / "later").level is Level.WARN
@@ -144,6 +150,7 @@ def test_data_root_verdicts(tmp_path):
         assert check_data_root(locked).level is Level.FAIL
 
 
+@pytest.mark.fast
 def test_rate_limit_verdicts(tmp_path):
     db = tmp_path / "bucket.sqlite"
     assert check_rate_limit(db, 50, 100).level is Level.OK  # nothing recorded yet
@@ -164,6 +171,7 @@ def test_rate_limit_verdicts(tmp_path):
 # --- instance ---------------------------------------------------------------------------------
 
 
+@pytest.mark.fast
 def test_instance_verdicts(dagster_home):
     env = _env(DAGSTER_HOME=str(dagster_home))
     # The project's dagster.yaml (copied into dagster_home): queued runs, per-partition run limit.
@@ -195,6 +203,7 @@ def _cli(env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.dagster
 def test_cli_exit_codes_and_no_secrets(settings_env, bin_dir, tmp_path, dagster_home):
     env = {
         **settings_env,
@@ -217,6 +226,7 @@ def test_cli_exit_codes_and_no_secrets(settings_env, bin_dir, tmp_path, dagster_
     assert "FAIL  gemini_cli" in bad.stdout and "FAIL  data_root" in bad.stdout
 
 
+@pytest.mark.dagster
 def test_preflight_job_records_verdicts(settings_env, registry, instance, bin_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("GEMINI_API_KEY", SECRET)
     monkeypatch.delenv("CLOUDFLARE_API_TOKEN", raising=False)

@@ -12,6 +12,8 @@ from nh_assets.operations import retention
 from nh_assets.operations.retention import FILES_REMOVED_KEY
 from nh_assets.settings import load_settings
 
+pytestmark = pytest.mark.dagster
+
 TODAY = datetime.now(timezone.utc).date()  # NH_TIMEZONE=UTC in these tests
 KEEP = 7
 EXPIRED, BOUNDARY, FUTURE = TODAY - timedelta(days=KEEP + 2), TODAY - timedelta(days=KEEP), TODAY + timedelta(days=3)

@@ -25,6 +25,8 @@ from nh_assets.operations.sensors import AUTOMATION_SENSOR_NAME, FAILURE_SENSOR_
 from nh_assets.settings import REPO_ROOT, load_settings
 from nh_assets_tests.support.fakes import pipeline_env
 
+pytestmark = pytest.mark.dagster
+
 DAY = "2026-11-20"
 SECRET_PATH = "/hooks/T000-secret-token"
 

@@ -11,7 +11,11 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 from nh_assets.settings import REPO_ROOT
+
+pytestmark = pytest.mark.fast
 
 PACKAGE = REPO_ROOT / "nh_assets"
 MAX_LINES = 450

@@ -13,6 +13,8 @@ from nh_assets.data_layout import DataLayoutResource
 from nh_assets.definitions import gemini_resource
 from nh_assets.prompts.definitions import build_prompt_graph
 
+pytestmark = pytest.mark.fast
+
 DAY = "2026-11-20"
 ASSET = "ai_ecosystem_watch"  # no upstream, max_retries 3 in the shipped registry
 

@@ -116,11 +116,13 @@ def _payload(**changes) -> str:
 HTML = "<!doctype html><html><body><header><h1>Dashboard</h1></header><main>{}</main></body></html>"
 
 
+@pytest.mark.fast
 def test_required_sections_come_from_the_registry_column(registry):
     assert registry.by_id("daily_aggregator").required_sections == REPORT_SECTIONS
     assert registry.by_id("ai_ecosystem_watch").required_sections == ()
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("text", "output_format"),
     [(_report(), "markdown"), (HTML.format("<section><p>Three signals today.</p></section>"), "html")],
@@ -130,6 +132,7 @@ def test_judge_clean_passes_a_good_artifact(text, output_format):
     assert judge_clean(text, output_format).passed
 
 
+@pytest.mark.fast
 def test_good_sections_tags_and_payload_pass():
     assert judge_sections(_report(), REPORT_SECTIONS).passed
     assert judge_tags(json.dumps(GOOD_TAGS)).passed
@@ -177,6 +180,7 @@ BAD = {
 }
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("case", BAD, ids=list(BAD))
 def test_a_bad_artifact_fails_its_judge_with_a_clear_description(case):
     judge, words = BAD[case]
@@ -185,6 +189,7 @@ def test_a_bad_artifact_fails_its_judge_with_a_clear_description(case):
     assert words in verdict.description
 
 
+@pytest.mark.fast
 def test_evaluate_checks_answers_every_declared_check_in_one_line(registry):
     spec = registry.by_id("daily_aggregator")
     partitions_def = daily_partitions(date(2026, 11, 1), "UTC")
@@ -206,6 +211,7 @@ def test_evaluate_checks_answers_every_declared_check_in_one_line(registry):
     assert results[1].description.endswith("missing required ## section(s): Executive Summary")
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("now_hour", "materialized_hour", "passed", "words"),
     [
@@ -231,6 +237,7 @@ def test_report_lateness(now_hour, materialized_hour, passed, words):
 # -- through Dagster ----------------------------------------------------------------------------
 
 
+@pytest.mark.dagster
 def test_a_good_day_records_every_check_for_its_partition(day):
     keys = _artifact_check_keys(day.defs)
     expected = {_key(spec.prompt_id, CLEAN_CHECK) for spec in day.registry.prompts if spec.output_format in ("markdown", "html")}
@@ -257,6 +264,7 @@ def test_a_good_day_records_every_check_for_its_partition(day):
     assert _latest_for(day.instance, keys, "2026-11-19") == {}  # verdicts belong to their day
 
 
+@pytest.mark.dagster
 def test_checks_guarding_publishing_are_blocking(day):
     graph = day.defs.resolve_asset_graph()
     blocking = {
@@ -272,6 +280,7 @@ def test_checks_guarding_publishing_are_blocking(day):
     }
 
 
+@pytest.mark.dagster
 def test_the_daily_job_runs_one_step_per_prompt_and_not_the_deadline_check(day):
     steps = {event.step_key for event in day.result.get_step_success_events()}
     assert steps == {spec.prompt_id for spec in day.registry.prompts}
@@ -291,6 +300,7 @@ def _publishing_tail_run(day, settings_env, instance, tmp_path, monkeypatch, sce
     return settings, result
 
 
+@pytest.mark.dagster
 def test_a_report_still_missing_sections_after_the_reasks_is_published_with_the_gap_noted(
     day, settings_env, instance, fake_cli_env, tmp_path, monkeypatch
 ):
@@ -325,6 +335,7 @@ def test_a_report_still_missing_sections_after_the_reasks_is_published_with_the_
     assert (settings.data_root / f"publishing/tags_{DAY}.json").is_file()
 
 
+@pytest.mark.dagster
 def test_cli_error_text_in_an_answer_is_never_written(day, settings_env, instance, fake_cli_env, tmp_path, monkeypatch):
     settings, result = _publishing_tail_run(day, settings_env, instance, tmp_path, monkeypatch, "cli_error_text")
     assert not result.success
@@ -344,6 +355,7 @@ def test_cli_error_text_in_an_answer_is_never_written(day, settings_env, instanc
     assert summary.kind == "bad_output" and "no usable answer" in summary.cause
 
 
+@pytest.mark.dagster
 def test_a_rejected_answer_keeps_the_previous_good_artifact(
     day, settings_env, instance, fake_cli_env, tmp_path, monkeypatch
 ):
@@ -362,6 +374,7 @@ def test_a_rejected_answer_keeps_the_previous_good_artifact(
     assert [p.name for p in note.parent.iterdir()] == ["ai_ecosystem_watch.md"]
 
 
+@pytest.mark.dagster
 @pytest.mark.parametrize(
     ("now", "passed", "words"),
     [
@@ -383,6 +396,7 @@ def test_the_deadline_job_says_when_todays_report_is_late(day, monkeypatch, now,
 
 
 # Dagster's own condition tester passes a beta parameter; not something this project calls.
+@pytest.mark.dagster
 @pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
 def test_the_recommended_deploy_condition_waits_for_blocking_checks(day, monkeypatch):
     # A stand-in downstream of the report: the report is the asset a fake-CLI scenario can spoil.

@@ -20,6 +20,8 @@ from nh_assets.formats.coverage import read_notes
 from nh_assets.prompts.catch_up import catch_up_condition
 from nh_assets.prompts.upstream import collect_upstream
 
+pytestmark = pytest.mark.dagster
+
 DAY = "2026-11-20"
 FAILING = "developer_tools"
 # Everything that reads developer_tools on the same day, directly or through another synthesis,

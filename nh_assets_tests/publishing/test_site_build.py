@@ -19,6 +19,8 @@ from nh_assets.settings import load_settings
 from nh_assets_tests.support.site_days import days_back, synthetic_day
 from nh_assets_tests.support.site_links import broken_links, refs_in
 
+pytestmark = pytest.mark.fast
+
 SITE_URL = "https://neurohelix.example"
 DAYS = days_back(date(2026, 11, 20), PER_PAGE + 6)  # two index pages
 

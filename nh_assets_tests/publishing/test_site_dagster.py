@@ -19,6 +19,8 @@ from nh_assets.operations.retention import JOB_NAME as RETENTION_JOB
 from nh_assets.settings import load_settings
 from nh_assets_tests.support.fakes import pipeline_env
 
+pytestmark = pytest.mark.dagster
+
 DAY1, DAY2 = "2026-11-19", "2026-11-20"
 SITE = dg.AssetKey("site")
 

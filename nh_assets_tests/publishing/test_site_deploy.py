@@ -26,6 +26,8 @@ from nh_assets.settings import load_settings
 from nh_assets_tests.support.fakes import FAKE_WRANGLER, install_fake
 from nh_assets_tests.support.site_days import days_back, synthetic_day
 
+pytestmark = pytest.mark.dagster
+
 TOKEN = "cf-test-token-never-logged-4242"
 DAYS = days_back(date(2026, 11, 20), 3)
 KEYS = [dg.AssetKey("site"), dg.AssetKey("site_deployment")]

@@ -93,6 +93,7 @@ def shipped() -> Registry:
     return load_registry(DEFAULT_REGISTRY_PATH)
 
 
+@pytest.mark.fast
 def test_shipped_registry_has_the_22_prompts_in_wave_order(shipped: Registry) -> None:
     assert len(shipped.prompts) == 22
     assert len(set(ids(shipped))) == 22
@@ -103,6 +104,7 @@ def test_shipped_registry_has_the_22_prompts_in_wave_order(shipped: Registry) ->
     assert [len(by_wave[w]) for w in WAVES] == [18, 1, 1, 1, 1]
 
 
+@pytest.mark.fast
 def test_shipped_registry_is_acyclic_and_ordered(shipped: Registry) -> None:
     order = [spec.prompt_id for spec in topological_order(shipped)]
     assert sorted(order) == sorted(ids(shipped))
@@ -112,6 +114,7 @@ def test_shipped_registry_is_acyclic_and_ordered(shipped: Registry) -> None:
                 assert order.index(dep.prompt_id) < order.index(spec.prompt_id), (spec, dep)
 
 
+@pytest.mark.fast
 def test_shipped_dependencies_follow_the_design(shipped: Registry) -> None:
     def deps(prompt_id: str) -> set[str]:
         return {str(dep).removesuffix("?") for dep in shipped.by_id(prompt_id).depends_on}
@@ -143,6 +146,7 @@ def test_shipped_dependencies_follow_the_design(shipped: Registry) -> None:
         assert limits == ("gemini-2.5-flash", 8000, 300, 3)
 
 
+@pytest.mark.fast
 def test_shipped_prompts_match_the_report_schema(shipped: Registry) -> None:
     report = shipped.by_id("daily_aggregator")
     assert report.required_sections == REPORT_SECTIONS
@@ -158,6 +162,7 @@ def test_shipped_prompts_match_the_report_schema(shipped: Registry) -> None:
         assert "file" not in spec.prompt.lower(), spec.prompt_id
 
 
+@pytest.mark.fast
 def test_shipped_builtin_row_and_outputs(shipped: Registry) -> None:
     exporter = shipped.by_id("site_payload_exporter")
     assert (exporter.model, exporter.output_format) == ("builtin", "site_payload")
@@ -173,6 +178,7 @@ def test_shipped_builtin_row_and_outputs(shipped: Registry) -> None:
         assert spec.concurrency_limit == CONCURRENCY_LIMITS[spec.concurrency_class]
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("case", CASES, ids=[case.stem for case in CASES])
 def test_bad_registry_is_refused_with_located_problems(case: Path) -> None:
     expected = _expectations(case)
@@ -191,6 +197,7 @@ def test_bad_registry_is_refused_with_located_problems(case: Path) -> None:
     assert str(caught.value).splitlines()[0] == f"registry {case} has {len(expected)} problem(s):"
 
 
+@pytest.mark.dagster
 @pytest.mark.parametrize("case", CASES, ids=[case.stem for case in CASES])
 def test_cli_exits_10_on_bad_registry(case: Path) -> None:
     result = _run_cli("validate", str(case))
@@ -201,6 +208,7 @@ def test_cli_exits_10_on_bad_registry(case: Path) -> None:
     assert "OK:" not in result.stdout
 
 
+@pytest.mark.dagster
 def test_cli_accepts_shipped_registry_with_table() -> None:
     result = _run_cli("validate", str(DEFAULT_REGISTRY_PATH))
     assert result.returncode == 0, result.stderr
@@ -210,12 +218,14 @@ def test_cli_accepts_shipped_registry_with_table() -> None:
     assert lines[-1] == "OK: 22 prompts"
 
 
+@pytest.mark.dagster
 def test_cli_defaults_to_the_shipped_registry() -> None:
     result = _run_cli("validate")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "OK: 22 prompts"
 
 
+@pytest.mark.dagster
 @pytest.mark.parametrize("args", [["--help"], ["validate", "--help"]])
 def test_cli_help(args: list[str]) -> None:
     result = _run_cli(*args)
@@ -223,6 +233,7 @@ def test_cli_help(args: list[str]) -> None:
     assert "usage:" in result.stdout and "validate" in result.stdout
 
 
+@pytest.mark.dagster
 @pytest.mark.parametrize(
     ("kind", "fragment"),
     [
@@ -250,6 +261,7 @@ def test_unreadable_registry_is_one_line_with_a_fix(tmp_path: Path, kind: str, f
     assert "Traceback" not in result.stderr and fragment in result.stderr
 
 
+@pytest.mark.fast
 def test_line_numbers_are_physical_and_layout_is_flexible(tmp_path: Path) -> None:
     columns = HEADER.split("\t")
     reordered = ["prompt", *reversed(columns[:-2]), "notes", "extra"]
@@ -270,11 +282,13 @@ def test_line_numbers_are_physical_and_layout_is_flexible(tmp_path: Path) -> Non
     assert load_registry(path).by_id("beta").temperature == 1.0
 
 
+@pytest.mark.fast
 def test_prompt_escapes_become_real_characters(tmp_path: Path) -> None:
     path = _write(tmp_path, HEADER, _row("alpha", prompt=r"First line.\nSecond\tline; C:\\dir and \q."))
     assert load_registry(path).by_id("alpha").prompt == "First line.\nSecond\tline; C:\\dir and \\q."
 
 
+@pytest.mark.fast
 def test_self_dependency_on_earlier_days_is_allowed(tmp_path: Path) -> None:
     path = _write(tmp_path, HEADER, _row("alpha", depends_on="alpha@-1, beta"), _row("beta"))
     registry = load_registry(path)
@@ -282,6 +296,7 @@ def test_self_dependency_on_earlier_days_is_allowed(tmp_path: Path) -> None:
     assert [str(dep) for dep in registry.by_id("alpha").depends_on] == ["alpha@-1", "beta"]
 
 
+@pytest.mark.fast
 def test_problems_from_several_rows_are_all_reported(tmp_path: Path) -> None:
     rows = [_row("alpha", depends_on="ghost"), _row("beta").replace("0.3", "x"), _row("alpha")]
     path = _write(tmp_path, HEADER, *rows)
@@ -291,6 +306,7 @@ def test_problems_from_several_rows_are_all_reported(tmp_path: Path) -> None:
     assert located == ["2:depends_on", "3:temperature", "4:prompt_id", "4:expected_outputs"]
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     ("text", "parsed", "canonical"),
     [
@@ -313,6 +329,7 @@ def test_dependency_syntax_round_trips(text: str, parsed: Dependency, canonical:
     assert dep.is_same_day == (dep.start_offset == dep.end_offset == 0)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "text", ["", "alpha@", "alpha@1", "alpha@-1..-3", "alpha@-1..1", "al-pha", "alpha@-x", "def", "alpha@-1?", "alpha??"]
 )
@@ -321,6 +338,7 @@ def test_bad_dependency_syntax_is_refused(text: str) -> None:
         Dependency.parse(text)
 
 
+@pytest.mark.fast
 def test_prompt_spec_helpers_and_immutability(shipped: Registry) -> None:
     spec = shipped.by_id("ai_ecosystem_watch")
     assert spec.uses_llm and spec.approval_mode == "default"
@@ -335,6 +353,7 @@ def test_prompt_spec_helpers_and_immutability(shipped: Registry) -> None:
         shipped.by_id("nope")
 
 
+@pytest.mark.fast
 def test_registry_path_comes_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("NH_REGISTRY", raising=False)
     assert registry_path_from_env() == DEFAULT_REGISTRY_PATH == REPO_ROOT / "registry" / "prompts.tsv"

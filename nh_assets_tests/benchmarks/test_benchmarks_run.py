@@ -1,0 +1,102 @@
+"""Every benchmark runs as its docs give it, with tiny parameters, so none can rot unnoticed.
+
+Each one is a subprocess of ``python -m benchmarks.<name>`` from the repo root; the test asserts that it
+exits 0 and that its figures are printed and read as numbers. No speed is asserted: the figures are
+the benchmark's to print, not the suite's to judge.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nh_assets.settings import REPO_ROOT
+
+NUMBER = r"(\d+(?:\.\d+)?)"
+
+
+@pytest.fixture
+def two_prompt_registry(tmp_path: Path) -> Path:
+    """The shipped registry cut to its comments, header and first two rows (research prompts with no
+    dependencies): a whole day of two steps, so a benchmark's day takes seconds, not minutes."""
+    lines = (REPO_ROOT / "registry" / "prompts.tsv").read_text(encoding="utf-8").splitlines()
+    comments = [line for line in lines if line.startswith("#")]
+    table = [line for line in lines if line.strip() and not line.startswith("#")]
+    path = tmp_path / "prompts.tsv"
+    path.write_text("\n".join(comments + table[:3]) + "\n", encoding="utf-8")
+    return path
+
+
+def _bench(name: str, *args: str, tmp_path: Path, registry: Path | None = None) -> str:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    if registry is not None:
+        env["NH_REGISTRY"] = str(registry)
+    result = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", *args],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def _figure(pattern: str, output: str) -> list[float]:
+    found = re.search(pattern, output)
+    assert found, f"no line matches {pattern!r} in:\n{output}"
+    return [float(group) for group in found.groups()]
+
+
+@pytest.mark.dagster
+def test_the_day_benchmark_prints_its_overheads_bound_and_backfill(tmp_path, two_prompt_registry):
+    out = _bench(
+        "day", "--parts", "one,backfill", "--latency", "0.1", "--days", "1", "--rate", "60",
+        "--backfill-latency", "0.1", tmp_path=tmp_path, registry=two_prompt_registry,
+    )
+    assert _figure(r"one partition, L = 0\.1 s, (\d+) steps", out) == [2.0]
+    median, p95 = _figure(rf"per-step overhead\s+median {NUMBER} s, p95 {NUMBER} s", out)
+    assert 0 <= median <= p95
+    _figure(rf"bound {NUMBER} s; wall / bound = {NUMBER}", out)
+    _figure(rf"peak memory \(process tree\) {NUMBER} MB", out)
+    assert "backfill of 1 days, R = 60/min, L = 0.1 s: COMPLETED_SUCCESS" in out, out
+    (requests,) = _figure(r"requests (\d+) in \d+ s", out)
+    (window,) = _figure(r"max requests in any 60 s window (\d+) \(limit 60\)", out)
+    assert requests >= 2 and 1 <= window <= requests
+
+
+@pytest.mark.real_cli
+def test_the_warm_cli_benchmark_prints_both_transports_side_by_side(tmp_path, two_prompt_registry):
+    out = _bench(
+        "warm_cli", "--latencies", "0.1", "--days", "1", "--backfill-latency", "0.1",
+        tmp_path=tmp_path, registry=two_prompt_registry,
+    )
+    for transport in ("oneshot", "acp"):
+        wall, _, calls = _figure(rf"{transport}\s+\[load [^\]]+\] wall {NUMBER} s \(command {NUMBER} s\), .*?(\d+) calls", out)
+        assert wall > 0 and calls == 2
+        (backfill_calls,) = _figure(rf"{transport}\s+\[load [^\]]+\] COMPLETED_SUCCESS in \d+ s: (\d+) calls", out)
+        assert backfill_calls == 2
+    _figure(rf"warm CLI CPU per prompt \(session/new \+ prompt\): mean {NUMBER} s", out)
+
+
+@pytest.mark.real_cli
+def test_the_requests_benchmark_prints_its_json_and_the_before_and_after(tmp_path, two_prompt_registry):
+    out = _bench("requests", "--day", "2026-11-22", tmp_path=tmp_path, registry=two_prompt_registry)
+    table, _, summary = out.partition("\nload average")
+    before, after = json.loads(table)
+    for figures in (before, after):
+        assert figures["requests"] >= 2 and figures["input_tokens"] > 0
+    assert re.search(r"requests per day: \d+ -> \d+", summary), out
+
+
+@pytest.mark.browser
+def test_the_site_benchmark_prints_its_builds_and_the_search_payload(tmp_path):
+    out = _bench("site", "--days", "12", tmp_path=tmp_path)
+    assert _figure(r"inputs: (\d+) days written", out) == [12.0]
+    _figure(rf"full build: {NUMBER}s \((\d+) pages rendered", out)
+    _figure(rf"one-day incremental build: {NUMBER}s \((\d+) rendered", out)
+    size, requests = _figure(rf"search payload for one query \(.*?\): {NUMBER} KB in (\d+) requests", out)
+    assert size > 0 and requests > 0
