@@ -329,6 +329,7 @@ def _get(url: str) -> tuple[int, str]:
             return answer.code, answer.headers.get("Location") or ""
 
 
+@pytest.mark.fast
 def test_grounding_links_redirect_to_an_article_then_expire(tmp_path: Path) -> None:
     """Like Google's grounding-api-redirect links: 302 to the article while fresh, 404 once expired;
     the article itself stays up."""

@@ -26,6 +26,8 @@ from nh_assets.prompts.sources import GROUNDED_CHECK, UNVERIFIED, read_sources
 from nh_assets.settings import load_settings
 from nh_assets_tests.support.inventive_model import MADE_UP_URL, InventiveModel
 
+pytestmark = pytest.mark.real_cli
+
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY = "2026-11-22"
 GROUNDED, INVENTS, SEARCH_FAILS = "ai_ecosystem_watch", "tech_regulation_pulse", "ethics_alignment"

@@ -13,6 +13,8 @@ from nh_assets.gemini.config import GeminiConfig
 from nh_assets.gemini.warm_cli.client import ServiceStart
 from nh_assets.settings import Settings, load_settings
 
+pytestmark = pytest.mark.fast
+
 
 def test_every_shared_field_is_the_settings_value_and_the_transport_default_is_the_settings_default(tmp_path):
     env = {"DAGSTER_HOME": str(tmp_path), "NH_GEMINI_CLI": "/opt/gemini", "NH_MAX_GEMINI_PROCESSES": "3"}

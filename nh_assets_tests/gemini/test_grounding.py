@@ -8,6 +8,8 @@ import pytest
 
 from nh_assets.gemini.grounding import Grounding, GroundingChunk, grounding_of_answer, search_errors_of_request, grounding_of_exchange
 
+pytestmark = pytest.mark.fast
+
 META = {
     "webSearchQueries": ["open model releases this week"],
     "groundingChunks": [

@@ -11,6 +11,8 @@ import pytest
 
 from nh_assets.gemini.source_links import Bounds, is_grounding_redirect, proxies_from, resolve_all
 
+pytestmark = pytest.mark.fast
+
 BIG = 64 << 20  # far more than any socket buffer: a client that reads it all gets it all
 
 

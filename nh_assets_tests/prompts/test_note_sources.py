@@ -14,6 +14,8 @@ from nh_assets.gemini.source_links import Bounds
 from nh_assets.prompts.sources import DEAD, UNVERIFIED, attach, gather, judge_grounded, read_sources
 from nh_assets.publishing.site.source_policy import day_sources
 
+pytestmark = pytest.mark.fast
+
 MADE_UP = "https://made-up.example/report"
 
 
