@@ -27,7 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from nh_assets.gemini.answer_check import AnswerSeen
 from nh_assets.gemini.failures import FailureKind
+from nh_assets.gemini.quota import QuotaError, parse_quota_error
 from nh_assets.gemini.rate_limit import DailyCapExceeded, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError
 from nh_assets.http_body import read_body
@@ -58,6 +60,10 @@ class GateLedger:
     requests: Counter = field(default_factory=Counter)  # generation requests per model
     waited_s: float = 0.0
     refusal: GateRefusal | None = None
+    statuses: Counter = field(default_factory=Counter)  # error statuses of generation requests
+    quota: list[tuple[str, QuotaError]] = field(default_factory=list)  # (model, what each 429 said)
+    seen: AnswerSeen = field(default_factory=AnswerSeen)  # how the answers ended, which model wrote them
+    answered_by: str = ""  # the model of the last answer that came back whole (its modelVersion)
 
     @property
     def total(self) -> int:
@@ -74,14 +80,26 @@ def _model_of(path: str, body: bytes) -> str:
         return "unknown"
 
 
+class GateGuard:
+    """What the service has said that outlives one call: consulted before each generation
+    request, told of each error answer. This one remembers nothing."""
+
+    def admit(self, model: str) -> None:
+        """Raise ``GateRefusal`` when this model must not be asked now."""
+
+    def observe(self, model: str, status: int, quota: QuotaError | None) -> None:
+        """An error answer for ``model``, with what a 429 said of its quota."""
+
+
 class ApiGate:
     """A forwarding HTTP server on 127.0.0.1 in front of one upstream API."""
 
-    def __init__(self, upstream: str, take_slot: Callable[[], float]):
+    def __init__(self, upstream: str, take_slot: Callable[[], float], guard: GateGuard | None = None):
         """``take_slot`` blocks until the shared bucket gives one request slot and returns the
         seconds it waited; it raises ``GateRefusal`` when no slot will come."""
         self.upstream = upstream.rstrip("/")
         self._take_slot = take_slot
+        self._guard = guard or GateGuard()
         self._lock = threading.Lock()
         self._ledger = GateLedger()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -112,6 +130,7 @@ class ApiGate:
             return
         ledger = self.ledger()
         try:
+            self._guard.admit(_model_of(path, body))
             waited = self._take_slot()
         except GateRefusal as refusal:
             with self._lock:
@@ -120,6 +139,27 @@ class ApiGate:
         with self._lock:
             ledger.requests[_model_of(path, body)] += 1
             ledger.waited_s += waited
+
+    def _observe(self, path: str, body: bytes, status: int, answer: bytes) -> None:
+        """Read a copy of a generation answer: an error's status and quota account, or how the
+        answer ended and which model wrote it."""
+        if not _GENERATION.search(path):
+            return
+        model = _model_of(path, body)
+        ledger = self.ledger()
+        if status == 200:
+            seen = AnswerSeen()
+            seen.read(answer)
+            with self._lock:
+                ledger.seen.merge(seen)
+                ledger.answered_by = next(iter(seen.model_versions), model)
+            return
+        quota = parse_quota_error(answer) if status == 429 else None
+        with self._lock:
+            ledger.statuses[status] += 1
+            if quota is not None:
+                ledger.quota.append((model, quota))
+        self._guard.observe(model, status, quota)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         gate = self
@@ -175,8 +215,17 @@ class ApiGate:
                     return
                 # read1 hands each streamed (SSE) chunk on as it arrives; an HTTPError body is small.
                 read = getattr(response, "read1", None) or response.read
+                seen: list[bytes] = []
+
+                def tee():
+                    for chunk in iter(lambda: read(65536), b""):
+                        seen.append(chunk)
+                        yield chunk
+                    # Read before the body's end is written: the CLI's turn ends only after it.
+                    gate._observe(self.path, body, response.status, b"".join(seen))
+
                 with response:
-                    self._answer(response.status, list(response.headers.items()), iter(lambda: read(65536), b""))
+                    self._answer(response.status, list(response.headers.items()), tee())
 
             do_POST = do_GET = do_PUT = do_PATCH = do_DELETE = _forward
 

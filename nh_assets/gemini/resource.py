@@ -25,7 +25,7 @@ import random
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -38,10 +38,12 @@ from nh_assets.gemini.api_gate import CODE_ASSIST_URL, GEMINI_API_URL, ApiGate, 
 from nh_assets.gemini.call import ModelCall
 from nh_assets.child_env import GEMINI_CLI, child_env
 from nh_assets.gemini.cli_home import write_cli_home
+from nh_assets.gemini.answer_check import judge_answer_end
 from nh_assets.gemini.failures import FailureKind, GeminiFailure, classify_exit, classify_timeout
 from nh_assets.gemini.process_slots import ProcessSlots
 from nh_assets.gemini.rate_limit import DailyCapExceeded, RateLimitConfigError, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
+from nh_assets.gemini.service_memory import MemoryGuard, credentials_fingerprint, memory_for
 from nh_assets.gemini.usage import ModelUsage, total, usage_by_model, usage_metadata
 from nh_assets.redaction import redact, secret_values
 
@@ -60,6 +62,9 @@ class GeminiResult:
     process_slot_wait_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
     transport: str = "oneshot"
+    answered_by: str = ""  # the model of the request whose answer ended the call
+    fallback_from: str = ""  # the row's model, when its spent quota sent the call to the fallback
+    fallback_reason: str = ""
 
     @property
     def input_tokens(self) -> int:
@@ -82,6 +87,15 @@ class GeminiResult:
             "gemini.process_slot_wait_s": dg.MetadataValue.float(round(self.process_slot_wait_s, 3)),
             "gemini.demo": dg.MetadataValue.bool(self.demo),
             "gemini.transport": dg.MetadataValue.text(self.transport),
+            "gemini.answered_by": dg.MetadataValue.text(self.answered_by or self.model),
+            **(
+                {
+                    "gemini.fallback_from": dg.MetadataValue.text(self.fallback_from),
+                    "gemini.fallback_reason": dg.MetadataValue.text(self.fallback_reason),
+                }
+                if self.fallback_from
+                else {}
+            ),
         }
 
 
@@ -106,6 +120,9 @@ def combined(results: list[GeminiResult]) -> GeminiResult:
         warnings=[w for r in results for w in r.warnings],
         # The transport that served the calls: "acp" or "oneshot", or both named when they differed.
         transport="+".join(sorted({r.transport for r in results})),
+        answered_by=last.answered_by,
+        fallback_from=next((r.fallback_from for r in results if r.fallback_from), ""),
+        fallback_reason=next((r.fallback_reason for r in results if r.fallback_reason), ""),
     )
 
 
@@ -183,6 +200,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
     _process_slots: ProcessSlots | None = PrivateAttr(default=None)
     _cli_home: Path | None = PrivateAttr(default=None)
     _gates: dict[str, ApiGate] = PrivateAttr(default_factory=dict)
+    _guard: MemoryGuard | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         slots_dir = Path(self.process_slots_dir or Path(self.rate_limit_db).parent / "gemini_process_slots")
@@ -217,6 +235,20 @@ class GeminiCLIResource(dg.ConfigurableResource):
                 raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
         return self._limiter
 
+    def _memory_guard(self, env: dict[str, str], log) -> MemoryGuard:
+        """The shared memory of spent quotas and refused credentials, beside the rate-limit bucket."""
+        if self._guard is None:
+            try:
+                memory = memory_for(
+                    self.rate_limit_backend,
+                    sqlite_path=Path(self.rate_limit_db).with_name("gemini_service_memory.sqlite"),
+                    postgres_url=self.rate_limit_postgres_url,
+                )
+            except RateLimitStoreError as exc:
+                raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
+            self._guard = MemoryGuard(memory, credentials_fingerprint(env), log)
+        return self._guard
+
     def _open_gates(self, log) -> dict[str, ApiGate]:
         """One gate per endpoint the CLI may use: the Gemini API (API-key auth, or the configured
         endpoint) and, without a configured endpoint, Code Assist (a Google login)."""
@@ -224,16 +256,18 @@ class GeminiCLIResource(dg.ConfigurableResource):
             take_slot = slot_taker(self._shared_rate_limit(), log)
             # An endpoint the operator set for the CLI (a proxy, say) stays the upstream.
             upstream = self.api_base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or GEMINI_API_URL
-            self._gates["GOOGLE_GEMINI_BASE_URL"] = ApiGate(upstream, take_slot)
+            self._gates["GOOGLE_GEMINI_BASE_URL"] = ApiGate(upstream, take_slot, self._guard)
             if not self.api_base_url:
                 code_assist = os.environ.get("CODE_ASSIST_ENDPOINT") or CODE_ASSIST_URL
-                self._gates["CODE_ASSIST_ENDPOINT"] = ApiGate(code_assist, take_slot)
+                self._gates["CODE_ASSIST_ENDPOINT"] = ApiGate(code_assist, take_slot, self._guard)
         return self._gates
 
     def _child_env(self) -> dict[str, str]:
         overrides = {"GEMINI_CLI_NO_RELAUNCH": "true"} if self.no_relaunch else {}
         # The per-call folder is ours and holds the call's settings (``call``): trust it.
         overrides["GEMINI_CLI_TRUST_WORKSPACE"] = "true"
+        # Nobody is there to finish a browser login: an expired one fails at once (exit 41).
+        overrides["NO_BROWSER"] = "true"
         if self.system_prompt_path:
             overrides["GEMINI_SYSTEM_MD"] = str(Path(self.system_prompt_path).resolve())
         if self.api_base_url:
@@ -262,6 +296,8 @@ class GeminiCLIResource(dg.ConfigurableResource):
 
     def backoff_seconds(self, failure: GeminiFailure, retry_number: int) -> float:
         """Exponential backoff with full jitter on top; 429s start from a much longer base."""
+        if failure.retry_after_s is not None:  # the API said how long: wait that, plus a little jitter
+            return round(failure.retry_after_s + random.uniform(0, 2), 2)
         base = self.rate_limit_backoff_s if failure.kind is FailureKind.RATE_LIMIT else self.retry_base_s
         delay = base * (2**retry_number)
         return round(delay + random.uniform(0, delay / 2), 2)
@@ -269,11 +305,26 @@ class GeminiCLIResource(dg.ConfigurableResource):
     def generate(
         self, context: dg.AssetExecutionContext | dg.OpExecutionContext, *, prompt: str, call: ModelCall
     ) -> GeminiResult:
+        """One attempt on the row's model, or on its fallback when the model's daily quota is spent."""
+        try:
+            return self._generate(context, prompt=prompt, call=call)
+        except GeminiFailure as failure:
+            if failure.kind is not FailureKind.QUOTA_SPENT or not call.fallback_model:
+                raise
+            context.log.warning(f"{failure.cause}; asking the row's fallback model {call.fallback_model}")
+            result = self._generate(context, prompt=prompt, call=replace(call, model=call.fallback_model, fallback_model=None))
+            return replace(result, fallback_from=call.model, fallback_reason=failure.cause)
+
+    def _generate(
+        self, context: dg.AssetExecutionContext | dg.OpExecutionContext, *, prompt: str, call: ModelCall
+    ) -> GeminiResult:
         """One attempt: hold a process slot, run the CLI behind the rate gate, parse its JSON; raise GeminiFailure."""
         if call.approval_mode == "yolo":
             context.log.warning("approval mode yolo: the registry row asked for it in its tools column")
         cli = self.resolve_cli()
         assert self._process_slots is not None, "resource used outside Dagster execution"
+        guard = self._memory_guard(self._child_env(), context.log.warning)
+        guard.fail_if_refused(call.model)
         gates = self._open_gates(context.log.info)
         try:
             self._shared_rate_limit().check_day_left()
@@ -324,16 +375,21 @@ class GeminiCLIResource(dg.ConfigurableResource):
             shutil.rmtree(workdir, ignore_errors=True)
         if ledger.refusal is not None:
             raise GeminiFailure(ledger.refusal.kind, str(ledger.refusal))
+        # A per-day 429 ends the call whatever the CLI made of it; the guard has remembered it.
+        guard.fail_if_refused(call.model)
         if returncode != 0:
             failure = classify_exit(returncode, stdout, stderr)
             if stderr.strip():
                 context.log.debug(f"gemini stderr (redacted): {stderr[-2000:]}")
-            raise failure
+            raise guard.learn(failure, ledger.quota)
         doc = _parse_cli_json(stdout)
         usage = usage_by_model(doc.get("stats") or {})
         warnings = reconcile(ledger, usage)
         for warning in warnings:
             context.log.warning(f"request count mismatch: {warning}")
+        for warning in judge_answer_end(doc, ledger.seen):
+            context.log.warning(f"the CLI warned: {warning}")
+            warnings.append(warning)
         return GeminiResult(
             response=doc["response"],
             model=call.model,
@@ -343,6 +399,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
             demo=self.demo,
             process_slot_wait_s=slot.waited_s,
             warnings=warnings,
+            answered_by=ledger.answered_by or call.model,
         )
 
     @staticmethod
@@ -353,6 +410,10 @@ class GeminiCLIResource(dg.ConfigurableResource):
             merged.requests.update(ledger.requests)
             merged.waited_s += ledger.waited_s
             merged.refusal = merged.refusal or ledger.refusal
+            merged.statuses.update(ledger.statuses)
+            merged.quota.extend(ledger.quota)
+            merged.seen.merge(ledger.seen)
+            merged.answered_by = ledger.answered_by or merged.answered_by
         return merged
 
     def _run(

@@ -12,9 +12,9 @@ per chunk.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator
 
+from nh_assets.gemini.answer_check import answer_chunks
 from nh_assets.gemini.api_gate import _GENERATION, ApiGate, GateLedger, _model_of
 from nh_assets.gemini.usage import ModelUsage
 
@@ -42,27 +42,10 @@ def _usage_of(chunk: dict) -> tuple[str | None, ModelUsage] | None:
 
 
 def usage_of_answer(body: bytes) -> tuple[str | None, ModelUsage] | None:
-    """The usage of one generation answer: a JSON object, a JSON array of stream chunks, or
-    server-sent events (``alt=sse``); the last chunk carrying ``usageMetadata`` wins."""
-    text = body.decode("utf-8", errors="replace").strip()
-    chunks: list = []
-    if text.startswith("data:") or "\ndata:" in text:
-        for line in text.splitlines():
-            if line.startswith("data:"):
-                try:
-                    chunks.append(json.loads(line[5:].strip()))
-                except ValueError:
-                    continue
-    else:
-        try:
-            doc = json.loads(text or "null")
-        except ValueError:
-            return None
-        chunks = doc if isinstance(doc, list) else [doc]
+    """The usage of one generation answer: the last chunk carrying ``usageMetadata`` wins."""
     found = None
-    for chunk in chunks:
-        if isinstance(chunk, dict):
-            found = _usage_of(chunk) or found
+    for chunk in answer_chunks(body):
+        found = _usage_of(chunk) or found
     return found
 
 
