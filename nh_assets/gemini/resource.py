@@ -43,7 +43,7 @@ from nh_assets.gemini.failures import FailureKind, GeminiFailure, classify_exit,
 from nh_assets.gemini.process_slots import ProcessSlots
 from nh_assets.gemini.rate_limit import DailyCapExceeded, RateLimitConfigError, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
-from nh_assets.gemini.service_memory import MemoryGuard, credentials_fingerprint, memory_for
+from nh_assets.gemini.service_memory import MemoryGuard, memory_path, credentials_fingerprint, memory_for
 from nh_assets.gemini.usage import ModelUsage, total, usage_by_model, usage_metadata
 from nh_assets.redaction import redact, secret_values
 
@@ -241,7 +241,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
             try:
                 memory = memory_for(
                     self.rate_limit_backend,
-                    sqlite_path=Path(self.rate_limit_db).with_name("gemini_service_memory.sqlite"),
+                    sqlite_path=memory_path(self.rate_limit_db),
                     postgres_url=self.rate_limit_postgres_url,
                 )
             except RateLimitStoreError as exc:
@@ -342,6 +342,9 @@ class GeminiCLIResource(dg.ConfigurableResource):
                 answer = pool.generate(prompt=prompt, call=call)
             except PoolUnavailable as exc:
                 context.log.warning(f"Gemini transport oneshot: the warm pool could not take this prompt ({exc})")
+            except GeminiFailure as failure:
+                guard.fail_if_refused(call.model, auth=False)  # the pool's gate remembered a spent quota
+                raise guard.learn(failure, []) from None
             else:
                 for warning in answer.warnings:
                     context.log.warning(f"warm pool: {warning}")
@@ -376,7 +379,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
         if ledger.refusal is not None:
             raise GeminiFailure(ledger.refusal.kind, str(ledger.refusal))
         # A per-day 429 ends the call whatever the CLI made of it; the guard has remembered it.
-        guard.fail_if_refused(call.model)
+        guard.fail_if_refused(call.model, auth=False)
         if returncode != 0:
             failure = classify_exit(returncode, stdout, stderr)
             if stderr.strip():

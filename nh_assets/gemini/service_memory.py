@@ -102,6 +102,11 @@ class PostgresMemory:
         return (row[0], float(row[1])) if row else None
 
 
+def memory_path(rate_limit_db: str | Path) -> Path:
+    """The SQLite memory's file: beside the rate-limit bucket's."""
+    return Path(rate_limit_db).with_name("gemini_service_memory.sqlite")
+
+
 def memory_for(backend: str, *, sqlite_path: Path, postgres_url: str) -> ServiceMemory:
     """The memory beside the rate-limit bucket: the same backend, the same database."""
     if backend == SQLITE:
@@ -141,10 +146,11 @@ class MemoryGuard(GateGuard):
         self.credentials = credentials
         self.log = log
 
-    def fail_if_refused(self, model: str) -> None:
-        """Fail at once, without starting a CLI, when the service already said no for today."""
+    def fail_if_refused(self, model: str, *, auth: bool = True) -> None:
+        """Fail at once, without starting a CLI, when the service already said no for today
+        (``auth=False``: after a call, whose own auth failure speaks for itself)."""
         try:
-            refused = self.memory.recall(AUTH, self.credentials)
+            refused = self.memory.recall(AUTH, self.credentials) if auth else None
             spent = self.memory.recall(SPENT, model)
         except Exception as exc:  # noqa: BLE001 - sqlite3 or psycopg: the store, not the call, failed
             raise GeminiFailure(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from nh_assets.gemini.answer_check import answer_chunks
-from nh_assets.gemini.api_gate import _GENERATION, ApiGate, GateLedger, _model_of
+from nh_assets.gemini.api_gate import _GENERATION, ApiGate, GateGuard, GateLedger, _model_of
 from nh_assets.gemini.usage import ModelUsage
 
 
@@ -52,9 +52,9 @@ def usage_of_answer(body: bytes) -> tuple[str | None, ModelUsage] | None:
 class MeteredGate(ApiGate):
     """An ``ApiGate`` that also records, per prompt, the usage each answer reports."""
 
-    def __init__(self, upstream: str, take_slot: Callable[[], float]):
+    def __init__(self, upstream: str, take_slot: Callable[[], float], guard: GateGuard | None = None):
         self._usage: dict[str, ModelUsage] = {}
-        super().__init__(upstream, take_slot)
+        super().__init__(upstream, take_slot, guard)
 
     def begin(self) -> None:
         super().begin()

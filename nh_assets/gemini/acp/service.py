@@ -37,6 +37,7 @@ from nh_assets.gemini.acp.connection import AcpError, CliExited, PromptTimedOut
 from nh_assets.gemini.acp.metered_gate import merged
 from nh_assets.gemini.acp.warm_process import WarmProcess
 from nh_assets.gemini.api_gate import slot_taker
+from nh_assets.gemini.service_memory import MemoryGuard, credentials_fingerprint, memory_for, memory_path
 from nh_assets.gemini.cli_home import write_cli_home
 from nh_assets.gemini.failures import FailureKind, classify_exit, classify_timeout
 from nh_assets.gemini.process_slots import ProcessSlots
@@ -112,6 +113,12 @@ class Pool:
         )
         self._limiter = SharedRateLimit(store, config.rate["per_minute"], config.rate["per_day"])
         self._take_slot = slot_taker(self._limiter, _log)
+        # Spent quotas and refused credentials, shared with every step (as the one-shot gates do).
+        memory = memory_for(
+            config.rate["backend"], sqlite_path=memory_path(config.rate["sqlite_path"]),
+            postgres_url=config.rate["postgres_url"],
+        )
+        self._guard = MemoryGuard(memory, credentials_fingerprint(env), _log)
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -120,7 +127,7 @@ class Pool:
         try:
             warm = WarmProcess.start(
                 cli=self.config.cli, approval_mode=approval_mode, skip_trust=self.config.skip_trust, env=self._env,
-                cwd=self._cwd, upstreams=self.config.upstreams, take_slot=self._take_slot, slot=slot,
+                cwd=self._cwd, upstreams=self.config.upstreams, take_slot=self._take_slot, slot=slot, guard=self._guard,
                 init_timeout_s=self.config.init_timeout_s, redact=self.redact,
             )
         except BaseException:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from nh_assets.gemini.acp.connection import CliExited, WarmCli
 from nh_assets.gemini.acp.metered_gate import MeteredGate
+from nh_assets.gemini.api_gate import GateGuard
 from nh_assets.gemini.process_slots import ProcessSlot, ProcessSlots
 from nh_assets.process_stat import TICKS_PER_S, process_stat
 
@@ -72,11 +73,12 @@ class WarmProcess:
         upstreams: dict[str, str],
         take_slot: Callable[[], float],
         slot: ProcessSlot,
+        guard: GateGuard | None = None,
         init_timeout_s: float,
         redact: Callable[[str], str],
     ) -> "WarmProcess":
         """Start and initialize; raises what the CLI raised, after ending it and closing its gates."""
-        gates = {name: MeteredGate(url, take_slot) for name, url in upstreams.items()}
+        gates = {name: MeteredGate(url, take_slot, guard) for name, url in upstreams.items()}
         args = [cli, "--acp", "--approval-mode", approval_mode, *(["--skip-trust"] if skip_trust else [])]
         child_env = {**env, **{name: gate.url for name, gate in gates.items()}}
         warm = None
