@@ -159,9 +159,10 @@ def test_a_spent_daily_quota_stops_the_asking_and_the_day_publishes_through_fall
                 assert meta["gemini.fallback_from"].value == SPENT
                 assert meta["gemini.model"].value == FALLBACK
                 assert SPENT in meta["gemini.fallback_reason"].value
-            note = (data / registry.by_id(fell_back[0]).output_path(DAY2)).read_text()
-            if note.startswith("---"):
-                assert f"Written by {FALLBACK} because {SPENT}'s daily quota was spent." in note
+            research_fell_back = [p for p in fell_back if registry.by_id(p).output_format == "markdown"]
+            note = (data / registry.by_id(research_fell_back[0]).output_path(DAY2)).read_text()
+            assert f"Written by {FALLBACK} because {SPENT}'s daily quota was spent." in note
+            assert f"fallback_from: {SPENT}" in note.split("---\n", 2)[1]
             # The day's report exists.
             assert (data / f"reports/daily_report_{DAY2}.md").is_file()
     finally:
