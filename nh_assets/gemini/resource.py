@@ -351,7 +351,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
                 return GeminiResult(
                     response=answer.response, model=call.model, usage=answer.usage, gate=answer.gate,
                     duration_s=answer.duration_s, demo=self.demo, process_slot_wait_s=answer.slot_wait_s,
-                    warnings=answer.warnings, transport="acp",
+                    warnings=answer.warnings, transport="acp", answered_by=answer.gate.answered_by or call.model,
                 )
         Path(self.workdir_root).mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix="call-", dir=self.workdir_root))

@@ -164,7 +164,10 @@ class PoolClient:
                 kind = FailureKind.OTHER
             raise GeminiFailure(kind, str(failure.get("cause") or "the pool gave no cause"))
         usage = {model: ModelUsage.from_dict(entry) for model, entry in (reply.get("usage") or {}).items()}
-        gate = GateLedger(requests=Counter(reply["gate"]["requests"]), waited_s=float(reply["gate"]["waited_s"]))
+        gate = GateLedger(
+            requests=Counter(reply["gate"]["requests"]), waited_s=float(reply["gate"]["waited_s"]),
+            answered_by=str(reply.get("answered_by") or ""),
+        )
         warnings = quota_mismatches(reply.get("quota") or {}, usage)
         if reply.get("stop_reason") not in ("end_turn", None):
             warnings.append(f"the CLI stopped the prompt early: {reply['stop_reason']}")

@@ -272,6 +272,7 @@ class Pool:
                 "usage": {model: entry.as_dict() for model, entry in usage.items()},
                 "quota": outcome.quota,
                 "gate": {"requests": dict(ledger.requests), "waited_s": ledger.waited_s},
+                "answered_by": ledger.answered_by,
                 "duration_s": duration,
                 "slot_wait_s": waited,
                 "cli_pid": warm.cli.pid,
