@@ -81,11 +81,12 @@ def _model_of(path: str, body: bytes) -> str:
 
 
 class GateGuard:
-    """What the service has said that outlives one call: consulted before each generation
-    request, told of each error answer. This one remembers nothing."""
+    """What holds per model beyond one call (its own quota, what the service said of it):
+    consulted before each generation request, told of each error answer. This one holds nothing."""
 
-    def admit(self, model: str) -> None:
-        """Raise ``GateRefusal`` when this model must not be asked now."""
+    def admit(self, model: str) -> float:
+        """The seconds waited for the model's own slot; ``GateRefusal`` when it must not be asked now."""
+        return 0.0
 
     def observe(self, model: str, status: int, quota: QuotaError | None) -> None:
         """An error answer for ``model``, with what a 429 said of its quota."""
@@ -130,8 +131,8 @@ class ApiGate:
             return
         ledger = self.ledger()
         try:
-            self._guard.admit(_model_of(path, body))
-            waited = self._take_slot()
+            waited = self._guard.admit(_model_of(path, body))
+            waited += self._take_slot()
         except GateRefusal as refusal:
             with self._lock:
                 ledger.refusal = refusal

@@ -43,7 +43,7 @@ from nh_assets.gemini.failures import FailureKind, GeminiFailure, classify_exit,
 from nh_assets.gemini.process_slots import ProcessSlots
 from nh_assets.gemini.rate_limit import DailyCapExceeded, RateLimitConfigError, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
-from nh_assets.gemini.service_memory import MemoryGuard, memory_path, credentials_fingerprint, memory_for
+from nh_assets.gemini.service_memory import MemoryGuard, open_guard
 from nh_assets.gemini.usage import ModelUsage, total, usage_by_model, usage_metadata
 from nh_assets.redaction import redact, secret_values
 
@@ -169,6 +169,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
         default="",
         description="Postgres bucket URL; set from an environment variable (dg.EnvVar) so it is never shown.",
     )
+    model_quotas: dict[str, list[int]] = Field(default_factory=dict, description="model: [per_minute, per_day] (registry/quotas.tsv).")
     max_processes: int = Field(
         default=4, ge=1, description="CLI processes at once, machine-wide, across every run (NH_MAX_GEMINI_PROCESSES)."
     )
@@ -219,6 +220,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
         if self._limiter is not None:
             self._limiter.close()
             self._limiter = None
+        self._guard = self._guard and self._guard.close()
 
     def _shared_rate_limit(self) -> SharedRateLimit:
         """Opened on first use, inside the step, so an unreachable store fails the step with a
@@ -239,14 +241,12 @@ class GeminiCLIResource(dg.ConfigurableResource):
         """The shared memory of spent quotas and refused credentials, beside the rate-limit bucket."""
         if self._guard is None:
             try:
-                memory = memory_for(
-                    self.rate_limit_backend,
-                    sqlite_path=memory_path(self.rate_limit_db),
-                    postgres_url=self.rate_limit_postgres_url,
+                self._guard = open_guard(
+                    backend=self.rate_limit_backend, rate_limit_db=self.rate_limit_db,
+                    postgres_url=self.rate_limit_postgres_url, model_quotas=self.model_quotas, env=env, log=log,
                 )
             except RateLimitStoreError as exc:
                 raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
-            self._guard = MemoryGuard(memory, credentials_fingerprint(env), log)
         return self._guard
 
     def _open_gates(self, log) -> dict[str, ApiGate]:

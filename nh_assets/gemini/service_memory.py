@@ -22,6 +22,7 @@ from typing import Protocol
 
 from nh_assets.gemini.api_gate import GateGuard, GateRefusal
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
+from nh_assets.gemini.model_quotas import ModelBuckets
 from nh_assets.gemini.quota import QuotaError, QuotaViolation, quota_day_reset
 
 from nh_assets.gemini.rate_limit_stores import (
@@ -141,10 +142,18 @@ class MemoryGuard(GateGuard):
     """The gate's view of the memory: a spent model is refused before any request leaves, and a
     429 naming a per-day quota or a 401/403 is remembered for every other step."""
 
-    def __init__(self, memory: ServiceMemory, credentials: str, log: Callable[[str], None] = lambda _m: None):
+    def __init__(
+        self, memory: ServiceMemory, credentials: str, log: Callable[[str], None] = lambda _m: None,
+        buckets: ModelBuckets | None = None,
+    ):
         self.memory = memory
         self.credentials = credentials
         self.log = log
+        self.buckets = buckets  # the declared per-model quotas, counted in the shared store
+
+    def close(self) -> None:
+        if self.buckets is not None:
+            self.buckets.close()
 
     def fail_if_refused(self, model: str, *, auth: bool = True) -> None:
         """Fail at once, without starting a CLI, when the service already said no for today
@@ -175,10 +184,11 @@ class MemoryGuard(GateGuard):
                 failure.retry_after_s = max(delays)
         return failure
 
-    def admit(self, model: str) -> None:
+    def admit(self, model: str) -> float:
         spent = self.memory.recall(SPENT, model)
         if spent is not None:
             raise GateRefusal(FailureKind.QUOTA_SPENT, spent[0])
+        return self.buckets.take(model, self.log) if self.buckets is not None else 0.0
 
     def observe(self, model: str, status: int, quota: QuotaError | None) -> None:
         now = datetime.now(timezone.utc)
@@ -198,3 +208,16 @@ def spent_cause(model: str, violation: QuotaViolation, reset: datetime) -> str:
         f"{model}'s daily quota is spent: Google stated {violation.quota_id} ({limit} requests a day); "
         f"it resets at {reset:%Y-%m-%d %H:%M} UTC (midnight America/Los_Angeles)"
     )
+
+
+def open_guard(
+    *, backend: str, rate_limit_db: str | Path, postgres_url: str, model_quotas: dict, env: dict[str, str],
+    log: Callable[[str], None],
+) -> MemoryGuard:
+    """The guard of a process's gates: the memory and the per-model buckets beside the global bucket."""
+    memory = memory_for(backend, sqlite_path=memory_path(rate_limit_db), postgres_url=postgres_url)
+    buckets = ModelBuckets(
+        {model: (limits[0], limits[1]) for model, limits in model_quotas.items()},
+        backend=backend, sqlite_path=rate_limit_db, postgres_url=postgres_url,
+    )
+    return MemoryGuard(memory, credentials_fingerprint(env), log, buckets)

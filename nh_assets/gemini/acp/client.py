@@ -190,7 +190,7 @@ def client_for(resource, *, cli: str, cli_env: dict[str, str], upstreams: dict[s
         "rate": {
             "backend": resource.rate_limit_backend, "sqlite_path": str(Path(resource.rate_limit_db).resolve()),
             "postgres_url": resource.rate_limit_postgres_url, "per_minute": resource.rate_per_minute,
-            "per_day": resource.rate_per_day,
+            "per_day": resource.rate_per_day, "model_quotas": dict(resource.model_quotas),
         },
         "kill_grace_s": resource.kill_grace_s,
         "idle_s": resource.pool_idle_s,

@@ -37,7 +37,7 @@ from nh_assets.gemini.acp.connection import AcpError, CliExited, PromptTimedOut
 from nh_assets.gemini.acp.metered_gate import merged
 from nh_assets.gemini.acp.warm_process import WarmProcess
 from nh_assets.gemini.api_gate import slot_taker
-from nh_assets.gemini.service_memory import MemoryGuard, credentials_fingerprint, memory_for, memory_path
+from nh_assets.gemini.service_memory import open_guard
 from nh_assets.gemini.cli_home import write_cli_home
 from nh_assets.gemini.failures import FailureKind, classify_exit, classify_timeout
 from nh_assets.gemini.process_slots import ProcessSlots
@@ -113,12 +113,11 @@ class Pool:
         )
         self._limiter = SharedRateLimit(store, config.rate["per_minute"], config.rate["per_day"])
         self._take_slot = slot_taker(self._limiter, _log)
-        # Spent quotas and refused credentials, shared with every step (as the one-shot gates do).
-        memory = memory_for(
-            config.rate["backend"], sqlite_path=memory_path(config.rate["sqlite_path"]),
-            postgres_url=config.rate["postgres_url"],
+        # Spent quotas, refused credentials and per-model quotas, shared with every step.
+        self._guard = open_guard(
+            backend=config.rate["backend"], rate_limit_db=config.rate["sqlite_path"],
+            postgres_url=config.rate["postgres_url"], model_quotas=config.rate.get("model_quotas") or {}, env=env, log=_log,
         )
-        self._guard = MemoryGuard(memory, credentials_fingerprint(env), _log)
 
     # -- helpers ----------------------------------------------------------------------------------
 
