@@ -11,8 +11,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import subprocess
+import threading
 import sys
 import tempfile
 from datetime import datetime, timedelta, timezone
@@ -24,11 +27,38 @@ import pytest
 from nh_assets.definitions import DAILY_JOB_NAME, build_definitions
 from nh_assets.demo.api import FakeGeminiAPI
 from nh_assets.demo.quota import QuotaCounter
-from nh_assets.operations.alerts import summarize_failure
+from nh_assets.data_layout import DataLayoutResource
+from nh_assets.operations.alerts import FailureAlertResource, summarize_failure
+from nh_assets.operations.sensors import FAILURE_SENSOR_NAME, FAILURES_DIR
+from nh_assets.operations.service_alerts import SERVICE_SENSOR_NAME
 from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT, load_settings
 from nh_assets_tests.fakes import shared_fake_api
 from nh_assets_tests.sloppy_model import prompt_id_of
+
+@contextlib.contextmanager
+def webhook_receiver():
+    """A chat webhook on 127.0.0.1 that keeps what it is sent."""
+    posts: list[dict] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server API)
+            posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", posts
+    finally:
+        server.shutdown()
+        server.server_close()
+
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY1, DAY2 = "2026-11-21", "2026-11-22"
@@ -165,6 +195,23 @@ def test_a_spent_daily_quota_stops_the_asking_and_the_day_publishes_through_fall
             assert f"fallback_from: {SPENT}" in note.split("---\n", 2)[1]
             # The day's report exists.
             assert (data / f"reports/daily_report_{DAY2}.md").is_file()
+
+            # The operator hears of it once: the spent quota, not each prompt or run that met it.
+            with webhook_receiver() as (url, posts):
+                alerts = FailureAlertResource(webhook_url=url)
+                resources = {"alerts": alerts, "layout": DataLayoutResource(root=str(data))}
+                service = defs.resolve_sensor_def(SERVICE_SENSOR_NAME)
+                context = dg.build_sensor_context(instance=instance, resources=resources)
+                service(context)
+                service(dg.build_sensor_context(instance=instance, resources=resources, cursor=context.cursor))
+                failure = instance.all_logs(failed.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)[0].dagster_event
+                defs.resolve_sensor_def(FAILURE_SENSOR_NAME)(dg.build_run_status_sensor_context(
+                    sensor_name=FAILURE_SENSOR_NAME, dagster_event=failure, dagster_instance=instance,
+                    dagster_run=failed, resources=resources,
+                ))
+            (post,) = posts
+            assert SPENT in post["text"] and "limit 12" in post["text"] and "fallback_model" in post["text"]
+            assert list((data / FAILURES_DIR).glob(f"*_{failed.run_id}.md"))  # the run is still on file
     finally:
         api.stop()
 

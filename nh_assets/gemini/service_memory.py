@@ -37,19 +37,27 @@ from nh_assets.gemini.rate_limit_stores import (
 SPENT = "spent"  # key: a model name
 AUTH = "auth"  # key: a fingerprint of the credentials, never the credentials
 TABLE = "nh_gemini_service_memory"
-_SCHEMA = f"CREATE TABLE IF NOT EXISTS {TABLE} (kind TEXT NOT NULL, key TEXT NOT NULL, until_s DOUBLE PRECISION NOT NULL, cause TEXT NOT NULL, PRIMARY KEY (kind, key))"
+_SCHEMA = (
+    f"CREATE TABLE IF NOT EXISTS {TABLE} (kind TEXT NOT NULL, key TEXT NOT NULL, until_s DOUBLE PRECISION NOT NULL, "
+    "cause TEXT NOT NULL, since_s DOUBLE PRECISION NOT NULL, PRIMARY KEY (kind, key))"
+)
 _UPSERT = (
-    f"INSERT INTO {TABLE} (kind, key, until_s, cause) VALUES ({{p}}, {{p}}, {{p}}, {{p}}) "
-    f"ON CONFLICT (kind, key) DO UPDATE SET until_s = excluded.until_s, cause = excluded.cause "
-    f"WHERE {TABLE}.until_s <= {{p}}"
+    f"INSERT INTO {TABLE} (kind, key, until_s, cause, since_s) VALUES ({{p}}, {{p}}, {{p}}, {{p}}, {{p}}) "
+    f"ON CONFLICT (kind, key) DO UPDATE SET until_s = excluded.until_s, cause = excluded.cause, "
+    f"since_s = excluded.since_s WHERE {TABLE}.until_s <= excluded.since_s"
 )
 _RECALL = f"SELECT cause, until_s FROM {TABLE} WHERE kind = {{p}} AND key = {{p}} AND until_s > {{p}}"
+_SINCE = f"SELECT key, cause, until_s, since_s FROM {TABLE} WHERE kind = {{p}} AND since_s > {{p}} ORDER BY since_s"
+# Added to a cause repeated from the memory: the step that learnt it is the one that alerts.
+REMEMBERED = "remembered from an earlier step"
 
 
 class ServiceMemory(Protocol):
     def remember(self, kind: str, key: str, until_s: float, cause: str) -> bool: ...
 
     def recall(self, kind: str, key: str) -> tuple[str, float] | None: ...
+
+    def recorded_since(self, kind: str, after_s: float) -> list[tuple[str, str, float, float]]: ...
 
 
 class SQLiteMemory:
@@ -78,6 +86,14 @@ class SQLiteMemory:
             conn.close()
         return (row[0], float(row[1])) if row else None
 
+    def recorded_since(self, kind: str, after_s: float) -> list[tuple[str, str, float, float]]:
+        """(key, cause, until, since) of the entries first recorded after ``after_s``, oldest first."""
+        conn = self._connect()
+        try:
+            return [tuple(row) for row in conn.execute(_SINCE.format(p="?"), (kind, after_s)).fetchall()]
+        finally:
+            conn.close()
+
 
 class PostgresMemory:
     def __init__(self, url: str):
@@ -101,6 +117,10 @@ class PostgresMemory:
         with self._connect() as conn:
             row = conn.execute(_RECALL.format(p="%s"), (kind, key, time.time())).fetchone()
         return (row[0], float(row[1])) if row else None
+
+    def recorded_since(self, kind: str, after_s: float) -> list[tuple[str, str, float, float]]:
+        with self._connect() as conn:
+            return [tuple(row) for row in conn.execute(_SINCE.format(p="%s"), (kind, after_s)).fetchall()]
 
 
 def memory_path(rate_limit_db: str | Path) -> Path:
@@ -167,7 +187,7 @@ class MemoryGuard(GateGuard):
             ) from None
         if refused is not None:
             raise GeminiFailure(
-                FailureKind.AUTH, f"{refused[0]} (remembered from an earlier step until the credentials change)"
+                FailureKind.AUTH, f"{refused[0]} ({REMEMBERED} until the credentials change)"
             )
         if spent is not None:
             raise GeminiFailure(FailureKind.QUOTA_SPENT, spent[0])
