@@ -150,3 +150,22 @@ def test_a_refused_credential_is_remembered_until_it_changes(tmp_path):
     assert failed.value.kind is FailureKind.AUTH and "401" in failed.value.cause
     MemoryGuard(memory, new).fail_if_refused("gemini-2.5-flash")  # new credentials are tried
     assert "old-key" not in (tmp_path / "m.sqlite").read_bytes().decode("latin-1")
+
+
+def test_a_per_minute_429_is_retried_after_the_delay_google_gave(tmp_path):
+    from nh_assets.gemini.resource import GeminiCLIResource
+
+    guard = MemoryGuard(SQLiteMemory(tmp_path / "m.sqlite"), "fp")
+    minute = parse_quota_error(json.dumps(QuotaCounter(per_minute={"gemini-2.5-flash": 0}).take("gemini-2.5-flash")).encode())
+    failure = guard.learn(GeminiFailure(FailureKind.RATE_LIMIT, "exit 173: quota"), [("gemini-2.5-flash", minute)])
+    resource = GeminiCLIResource(rate_limit_db=str(tmp_path / "b.sqlite"), workdir_root=str(tmp_path), rate_limit_backoff_s=120)
+    wait = resource.backoff_seconds(failure, retry_number=2)
+    assert minute.retry_delay_s <= wait <= minute.retry_delay_s + 2  # not 120 s x 4
+    guard.fail_if_refused("gemini-2.5-flash")  # a minute's limit spends nothing for the day
+
+
+def test_no_child_cli_waits_for_a_browser(tmp_path):
+    from nh_assets.gemini.resource import GeminiCLIResource
+
+    env = GeminiCLIResource(rate_limit_db=str(tmp_path / "b.sqlite"), workdir_root=str(tmp_path))._child_env()
+    assert env["NO_BROWSER"] == "true"

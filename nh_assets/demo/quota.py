@@ -97,7 +97,8 @@ class QuotaCounter:
             if model in self.per_day and self._days[(model, day)] >= self.per_day[model]:
                 return quota_body(model, PER_DAY, self.per_day[model], 36.090491215)
             if model in self.per_minute and len(window) >= self.per_minute[model]:
-                return quota_body(model, PER_MINUTE, self.per_minute[model], max(1.0, 60 - (now - window[0])))
+                delay = max(1.0, 60 - (now - window[0])) if window else 60.0
+                return quota_body(model, PER_MINUTE, self.per_minute[model], delay)
             self._days[(model, day)] += 1
             window.append(now)
         return None
