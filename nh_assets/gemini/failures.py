@@ -2,8 +2,9 @@
 
 The CLI reports failures through exit codes, a JSON error object on stdout and free text on
 stderr. Each failure is reduced to one kind with a one-line cause and a fix, so that the asset
-can decide between failing at once (auth, configuration), backing off for long (rate limit) and
-retrying soon (timeouts, malformed output, anything else).
+can decide between failing at once (auth, configuration, a spent daily quota, an answer the API
+withheld or cut short), backing off (a rate limit, as long as the API asked) and retrying soon
+(timeouts, malformed output, anything else).
 """
 
 from __future__ import annotations
@@ -26,17 +27,13 @@ class FailureKind(str, enum.Enum):
     QUOTA_SPENT = "quota_spent"
     BLOCKED = "blocked"
     CUT_SHORT = "cut_short"
-    EMPTY_ANSWER = "empty_answer"
     TIMEOUT = "timeout"
     BAD_OUTPUT = "bad_output"
     OTHER = "other"
 
     @property
     def retryable(self) -> bool:
-        return self in {
-            FailureKind.RATE_LIMIT, FailureKind.TIMEOUT, FailureKind.BAD_OUTPUT, FailureKind.OTHER,
-            FailureKind.EMPTY_ANSWER,
-        }
+        return self in {FailureKind.RATE_LIMIT, FailureKind.TIMEOUT, FailureKind.BAD_OUTPUT, FailureKind.OTHER}
 
 
 _FIXES = {
@@ -58,7 +55,6 @@ _FIXES = {
     "again, so reword the row's prompt or check the day's inputs",
     FailureKind.CUT_SHORT: "the answer hit the output limit; lower the row's thinking_budget or ask for a shorter "
     "answer in its prompt",
-    FailureKind.EMPTY_ANSWER: "the API sent no text; usually transient, the step retries",
     FailureKind.TIMEOUT: "raise the row's timeout_sec in registry/prompts.tsv if the prompt is legitimately slow",
     FailureKind.BAD_OUTPUT: "the model's answer did not fit the expected format; a retry usually fixes it",
     FailureKind.OTHER: "read the step's stderr excerpt; retry, or run the CLI by hand with the same model",
