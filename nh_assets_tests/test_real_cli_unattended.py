@@ -34,6 +34,7 @@ from nh_assets.operations.service_alerts import SERVICE_SENSOR_NAME
 from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT, load_settings
 from nh_assets_tests.fakes import shared_fake_api
+from nh_assets_tests.test_real_cli_degraded_day import _latest_meta
 from nh_assets_tests.sloppy_model import prompt_id_of
 
 @contextlib.contextmanager
@@ -126,14 +127,6 @@ def _summary(instance, run):
     return summarize_failure(instance, run, failure, steps, "http://127.0.0.1:3000")
 
 
-def _meta(instance, key: str) -> dict:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[DAY2]), limit=1
-    ).records
-    assert records, f"{key} has no materialization for {DAY2}"
-    return records[0].asset_materialization.metadata
-
-
 @pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
 def test_a_spent_daily_quota_stops_the_asking_and_the_day_publishes_through_fallbacks(
     tmp_path, dagster_home, fake_cli, gemini_cli_path, gemini_env_factory
@@ -181,11 +174,11 @@ def test_a_spent_daily_quota_stops_the_asking_and_the_day_publishes_through_fall
             fell_back = [
                 s.prompt_id for s in registry.prompts
                 if s.fallback_model and (data / s.output_path(DAY2)).is_file()
-                and _meta(instance, s.prompt_id).get("gemini.fallback_from") is not None
+                and _latest_meta(instance, s.prompt_id).get("gemini.fallback_from") is not None
             ]
             assert fell_back, "no row published through its fallback"
             for prompt_id in fell_back:
-                meta = _meta(instance, prompt_id)
+                meta = _latest_meta(instance, prompt_id)
                 assert meta["gemini.fallback_from"].value == SPENT
                 assert meta["gemini.model"].value == FALLBACK
                 assert SPENT in meta["gemini.fallback_reason"].value
