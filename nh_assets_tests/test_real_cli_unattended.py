@@ -6,7 +6,8 @@
   publish through it, and the day's report exists;
 - an expired login (401 to every request): the first Gemini step fails as ``auth``, every
   other fails at once without reaching the API, one failed run;
-- a SAFETY finish is classified ``blocked``.
+- a SAFETY finish is classified ``blocked``;
+- an answer whose ``modelVersion`` names another model shows in the metadata and fails a WARN check.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from dagster._core.event_api import PartitionKeyFilter  # the 1.13 storage API takes it; not re-exported
+
 from nh_assets.definitions import DAILY_JOB_NAME, build_definitions
+from nh_assets.prompts.checks import MODEL_CHECK
 from nh_assets.demo.api import FakeGeminiAPI
 from nh_assets.demo.quota import QuotaCounter
 from nh_assets.data_layout import DataLayoutResource
@@ -264,3 +268,37 @@ def test_a_safety_finish_is_classified_blocked(tmp_path, dagster_home, gemini_cl
     assert "Gemini blocked: the API ended the answer with finishReason SAFETY" in output, output[-3000:]
     assert "STEP_UP_FOR_RETRY" not in output
     assert not (tmp_path / f"data/outputs/daily/{DAY2}/hardware_compute.md").exists()
+
+
+class _RoutedModel(FakeGeminiAPI):
+    """Answers every request on gemini-2.5-flash from gemini-2.5-flash-lite, as routing would."""
+
+    def model_version(self, model: str) -> str:
+        return FALLBACK if model == SPENT else model
+
+
+@pytest.mark.parametrize("transport", ["oneshot", "acp"])
+def test_an_answer_from_another_model_shows_and_fails_a_warn_check(
+    transport, tmp_path, dagster_home, gemini_cli_path, gemini_env_factory
+):
+    api = _RoutedModel(log_path=tmp_path / "api.jsonl").start()
+    try:
+        env = gemini_env_factory(api.base_url)
+        env.update(
+            DAGSTER_HOME=str(dagster_home), NH_DATA_ROOT=str(tmp_path / "data"), NH_GEMINI_CLI=gemini_cli_path,
+            NH_PARTITION_START="2026-11-01", NH_TIMEZONE="UTC", NH_GEMINI_TRANSPORT=transport,
+            TMPDIR=tempfile.mkdtemp(prefix="nh-"),
+        )
+        result = _materialize(env, "hardware_compute", tmp_path)
+    finally:
+        api.stop()
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert _latest_meta(instance, "hardware_compute")["gemini.answered_by"].value == FALLBACK
+        check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(dg.AssetKey("hardware_compute"), MODEL_CHECK)], partition_filter=PartitionKeyFilter(key=DAY2)
+        )
+    (record,) = check.values()
+    evaluation = record.event.dagster_event.asset_check_evaluation_data
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert f"answered by {FALLBACK}, not by {SPENT}" in evaluation.description

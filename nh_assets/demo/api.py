@@ -218,6 +218,10 @@ class FakeGeminiAPI:
         """The HTTP status to answer this generation request with instead of a reply, or None."""
         return None
 
+    def model_version(self, model: str) -> str:
+        """The ``modelVersion`` a response names: the model asked, unless a subclass routes it."""
+        return model
+
     def finish_reason(self, model: str, prompt: str) -> str:
         """How the answer to this generation request ends; the tests' models override it."""
         return "STOP"
@@ -338,8 +342,8 @@ def _make_handler(api: FakeGeminiAPI) -> type[BaseHTTPRequestHandler]:
             usage = {"promptTokenCount": p, "candidatesTokenCount": c, "totalTokenCount": p + c}
             self._record(parts.path, model, prompt, 200, kind, text, usage, body=body, raw=raw)
             finish = api.finish_reason(model, prompt) if kind != "function_call" else "STOP"
-            # The CLI keys stats.models by the response's modelVersion: echo the model.
-            version = model
+            # The CLI keys stats.models by the response's modelVersion.
+            version = api.model_version(model)
             response_id = "fake-" + hashlib.sha256(f"{time.time_ns()}{text}".encode()).hexdigest()[:16]
 
             if method == "generateContent":
