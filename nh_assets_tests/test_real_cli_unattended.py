@@ -251,13 +251,14 @@ class _SafetyModel(FakeGeminiAPI):
         return ""
 
 
-def test_a_safety_finish_is_classified_blocked(tmp_path, dagster_home, gemini_cli_path, gemini_env_factory):
+@pytest.mark.parametrize("transport", ["oneshot", "acp"])
+def test_a_safety_finish_is_classified_blocked(transport, tmp_path, dagster_home, gemini_cli_path, gemini_env_factory):
     api = _SafetyModel(log_path=tmp_path / "api.jsonl").start()
     try:
         env = gemini_env_factory(api.base_url)
         env.update(
             DAGSTER_HOME=str(dagster_home), NH_DATA_ROOT=str(tmp_path / "data"), NH_GEMINI_CLI=gemini_cli_path,
-            NH_PARTITION_START="2026-11-01", NH_TIMEZONE="UTC", NH_GEMINI_TRANSPORT="oneshot",
+            NH_PARTITION_START="2026-11-01", NH_TIMEZONE="UTC", NH_GEMINI_TRANSPORT=transport,
             TMPDIR=tempfile.mkdtemp(prefix="nh-"),
         )
         result = _materialize(env, "hardware_compute", tmp_path)

@@ -346,6 +346,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
                 guard.fail_if_refused(call.model, auth=False)  # the pool's gate remembered a spent quota
                 raise guard.learn(failure, []) from None
             else:
+                judge_answer_end({}, answer.gate.seen)  # an answer the API withheld or cut short fails here too
                 for warning in answer.warnings:
                     context.log.warning(f"warm pool: {warning}")
                 return GeminiResult(

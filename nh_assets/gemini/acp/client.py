@@ -168,6 +168,7 @@ class PoolClient:
             requests=Counter(reply["gate"]["requests"]), waited_s=float(reply["gate"]["waited_s"]),
             answered_by=str(reply.get("answered_by") or ""),
         )
+        gate.seen.finish_reasons.update(reply.get("finish_reasons") or {})
         warnings = quota_mismatches(reply.get("quota") or {}, usage)
         if reply.get("stop_reason") not in ("end_turn", None):
             warnings.append(f"the CLI stopped the prompt early: {reply['stop_reason']}")

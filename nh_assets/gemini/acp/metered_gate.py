@@ -109,6 +109,7 @@ def merged(gates: Iterable[MeteredGate]) -> tuple[GateLedger, dict[str, ModelUsa
         ledger.waited_s += own.waited_s
         ledger.refusal = ledger.refusal or own.refusal
         ledger.answered_by = own.answered_by or ledger.answered_by
+        ledger.seen.merge(own.seen)
         for model, entry in gate.usage().items():
             usage[model] = usage.get(model, ModelUsage()) + entry
     return ledger, usage

@@ -272,6 +272,7 @@ class Pool:
                 "quota": outcome.quota,
                 "gate": {"requests": dict(ledger.requests), "waited_s": ledger.waited_s},
                 "answered_by": ledger.answered_by,
+                "finish_reasons": dict(ledger.seen.finish_reasons),
                 "duration_s": duration,
                 "slot_wait_s": waited,
                 "cli_pid": warm.cli.pid,
