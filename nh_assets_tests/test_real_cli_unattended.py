@@ -243,6 +243,21 @@ def test_an_expired_login_fails_the_first_step_and_the_rest_at_once(
     assert any("remembered" not in f.cause and "401" in f.cause for f in summary.failures), summary.markdown()
 
 
+def _one_asset(api, transport, tmp_path, dagster_home, gemini_cli_path, gemini_env_factory):
+    """``hardware_compute`` for DAY2 through the real CLI against ``api``, started and stopped here."""
+    api.start()
+    try:
+        env = gemini_env_factory(api.base_url)
+        env.update(
+            DAGSTER_HOME=str(dagster_home), NH_DATA_ROOT=str(tmp_path / "data"), NH_GEMINI_CLI=gemini_cli_path,
+            NH_PARTITION_START="2026-11-01", NH_TIMEZONE="UTC", NH_GEMINI_TRANSPORT=transport,
+            TMPDIR=tempfile.mkdtemp(prefix="nh-"),
+        )
+        return _materialize(env, "hardware_compute", tmp_path)
+    finally:
+        api.stop()
+
+
 class _SafetyModel(FakeGeminiAPI):
     def finish_reason(self, model: str, prompt: str) -> str:
         return "SAFETY"
@@ -253,17 +268,8 @@ class _SafetyModel(FakeGeminiAPI):
 
 @pytest.mark.parametrize("transport", ["oneshot", "acp"])
 def test_a_safety_finish_is_classified_blocked(transport, tmp_path, dagster_home, gemini_cli_path, gemini_env_factory):
-    api = _SafetyModel(log_path=tmp_path / "api.jsonl").start()
-    try:
-        env = gemini_env_factory(api.base_url)
-        env.update(
-            DAGSTER_HOME=str(dagster_home), NH_DATA_ROOT=str(tmp_path / "data"), NH_GEMINI_CLI=gemini_cli_path,
-            NH_PARTITION_START="2026-11-01", NH_TIMEZONE="UTC", NH_GEMINI_TRANSPORT=transport,
-            TMPDIR=tempfile.mkdtemp(prefix="nh-"),
-        )
-        result = _materialize(env, "hardware_compute", tmp_path)
-    finally:
-        api.stop()
+    api = _SafetyModel(log_path=tmp_path / "api.jsonl")
+    result = _one_asset(api, transport, tmp_path, dagster_home, gemini_cli_path, gemini_env_factory)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Gemini blocked: the API ended the answer with finishReason SAFETY" in output, output[-3000:]
@@ -282,17 +288,8 @@ class _RoutedModel(FakeGeminiAPI):
 def test_an_answer_from_another_model_shows_and_fails_a_warn_check(
     transport, tmp_path, dagster_home, gemini_cli_path, gemini_env_factory
 ):
-    api = _RoutedModel(log_path=tmp_path / "api.jsonl").start()
-    try:
-        env = gemini_env_factory(api.base_url)
-        env.update(
-            DAGSTER_HOME=str(dagster_home), NH_DATA_ROOT=str(tmp_path / "data"), NH_GEMINI_CLI=gemini_cli_path,
-            NH_PARTITION_START="2026-11-01", NH_TIMEZONE="UTC", NH_GEMINI_TRANSPORT=transport,
-            TMPDIR=tempfile.mkdtemp(prefix="nh-"),
-        )
-        result = _materialize(env, "hardware_compute", tmp_path)
-    finally:
-        api.stop()
+    api = _RoutedModel(log_path=tmp_path / "api.jsonl")
+    result = _one_asset(api, transport, tmp_path, dagster_home, gemini_cli_path, gemini_env_factory)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         assert _latest_meta(instance, "hardware_compute")["gemini.answered_by"].value == FALLBACK

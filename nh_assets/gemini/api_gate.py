@@ -13,6 +13,12 @@ delay, tool loop or retries. It forwards every request and streams every answer 
 unchanged, and counts generation requests per model so the call can be reconciled with the
 CLI's own ``stats``. When the bucket refuses (the day cap is used up, the store is unreachable)
 the gate answers 400, which the CLI does not retry, and the resource reports the gate's reason.
+
+It also reads a copy of each generation answer on its way through: a 429's quota account and a
+401/403 go to its ``GateGuard`` (which remembers a spent day or refused credentials for every
+process, ``service_memory``), and a whole answer's ``finishReason`` and ``modelVersion`` go into
+the ledger (``answer_check``). The guard is asked before each request too: a spent model, or one
+whose own declared quota is used up (``model_quotas``), is refused there.
 """
 
 from __future__ import annotations

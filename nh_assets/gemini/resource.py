@@ -9,7 +9,9 @@ machine-wide CLI process slots (``process_slots``). The CLI reaches the API only
 rate gate (``api_gate``), which takes a slot from the shared bucket for every request it makes,
 tool loops and retries included. A call that outlives its timeout has its whole process group
 killed (``subprocesses``); it gets an allow-listed environment (``child_env``). Failures come back as ``GeminiFailure`` with a kind, a one-line cause
-and a fix; the asset decides whether to retry.
+and a fix; the asset decides whether to retry. What the service said that holds beyond one call
+(a spent daily quota, refused credentials) is in a shared memory (``service_memory``): a call it
+rules out fails before any CLI starts, or, for a spent quota, goes to the row's fallback model.
 
 With ``api_base_url`` set (``NH_GEMINI_API_URL``) the gate forwards to that endpoint instead of
 Google, and the CLI gets a home of our own (``cli_home``). Demo mode is only that: the project's
@@ -88,14 +90,8 @@ class GeminiResult:
             "gemini.demo": dg.MetadataValue.bool(self.demo),
             "gemini.transport": dg.MetadataValue.text(self.transport),
             "gemini.answered_by": dg.MetadataValue.text(self.answered_by or self.model),
-            **(
-                {
-                    "gemini.fallback_from": dg.MetadataValue.text(self.fallback_from),
-                    "gemini.fallback_reason": dg.MetadataValue.text(self.fallback_reason),
-                }
-                if self.fallback_from
-                else {}
-            ),
+            **({"gemini.fallback_from": dg.MetadataValue.text(self.fallback_from),
+                "gemini.fallback_reason": dg.MetadataValue.text(self.fallback_reason)} if self.fallback_from else {}),
         }
 
 
@@ -220,7 +216,9 @@ class GeminiCLIResource(dg.ConfigurableResource):
         if self._limiter is not None:
             self._limiter.close()
             self._limiter = None
-        self._guard = self._guard and self._guard.close()
+        if self._guard is not None:
+            self._guard.close()
+            self._guard = None
 
     def _shared_rate_limit(self) -> SharedRateLimit:
         """Opened on first use, inside the step, so an unreachable store fails the step with a
