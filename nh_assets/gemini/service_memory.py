@@ -24,7 +24,6 @@ from nh_assets.gemini.api_gate import GateGuard, GateRefusal
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
 from nh_assets.gemini.model_quotas import ModelBuckets
 from nh_assets.gemini.quota import QuotaError, QuotaViolation, quota_day_reset
-
 from nh_assets.gemini.rate_limit_stores import (
     CONNECT_TIMEOUT_S,
     POSTGRES,
@@ -205,12 +204,21 @@ class MemoryGuard(GateGuard):
         return failure
 
     def admit(self, model: str) -> float:
-        spent = self.memory.recall(SPENT, model)
+        try:
+            spent = self.memory.recall(SPENT, model)
+        except Exception as exc:  # noqa: BLE001 - sqlite3 or psycopg: refused with the store named, not a dropped request
+            raise GateRefusal(FailureKind.RATE_LIMIT_STORE, f"the shared service memory failed ({type(exc).__name__})") from None
         if spent is not None:
             raise GateRefusal(FailureKind.QUOTA_SPENT, spent[0])
         return self.buckets.take(model, self.log) if self.buckets is not None else 0.0
 
     def observe(self, model: str, status: int, quota: QuotaError | None) -> None:
+        try:
+            self._remember(model, status, quota)
+        except Exception as exc:  # noqa: BLE001 - the answer still reaches the CLI; the step reports it
+            self.log(f"could not record what the API answered ({status}) in the shared memory: {type(exc).__name__}")
+
+    def _remember(self, model: str, status: int, quota: QuotaError | None) -> None:
         now = datetime.now(timezone.utc)
         reset = quota_day_reset(now)
         daily = quota.daily(model) if quota is not None else None
