@@ -110,3 +110,23 @@ def test_preflight_warns_when_a_free_tier_day_cannot_fit(tmp_path, settings_env)
     assert "gemini-2.5-pro" not in verdict.detail.split(" — ")[0]
     quotas_path(registry).write_text(HEADER + "gemini-2.5-flash\tx\t20\tfree\n")
     assert check_day_fits(registry, settings, "").level is Level.FAIL
+
+
+def test_the_memory_and_a_models_bucket_live_in_postgres_for_every_machine(postgres_url):
+    from nh_assets.gemini.service_memory import PostgresMemory
+
+    one, other = PostgresMemory(postgres_url), PostgresMemory(postgres_url)  # two machines' views
+    far = datetime(2099, 1, 1, tzinfo=timezone.utc).timestamp()
+    assert one.remember(SPENT, "gemini-2.5-flash", far, "first cause")
+    assert not other.remember(SPENT, "gemini-2.5-flash", far, "second cause")
+    assert other.recall(SPENT, "gemini-2.5-flash") == ("first cause", far)
+    ((model, cause, until, since),) = other.recorded_since(SPENT, 0.0)
+    assert (model, cause, until) == ("gemini-2.5-flash", "first cause", far)
+    assert other.recorded_since(SPENT, since) == []  # an alert sensor's cursor moves past it
+
+    buckets = ModelBuckets({"gemini-2.5-pro": (5, 100)}, backend="postgres", sqlite_path="unused.sqlite", postgres_url=postgres_url)
+    try:
+        buckets.take("gemini-2.5-pro", print)
+        assert buckets.used_today("gemini-2.5-pro") == 1
+    finally:
+        buckets.close()
