@@ -19,6 +19,7 @@ from nh_assets.operations.definitions import build_operations_definitions
 from nh_assets.prompts.definitions import DAILY_JOB_NAME, PromptGraph, build_prompt_graph
 from nh_assets.publishing.definitions import build_publishing_definitions
 from nh_assets.registry import Registry, load_registry
+from nh_assets.registry.quotas import load_quotas, quotas_path
 from nh_assets.settings import Settings, load_settings, registry_path_from_env
 
 __all__ = ["DAILY_JOB_NAME", "build_definitions", "load_definitions"]
@@ -38,9 +39,11 @@ def _core(graph: PromptGraph, gemini: GeminiCLIResource) -> dg.Definitions:
 
 def build_definitions(settings: Settings, registry: Registry, **gemini_options: object) -> dg.Definitions:
     graph = build_prompt_graph(settings, registry)
+    # A bad quotas file stops the code location as a bad registry does: every problem, located.
+    quotas = {q.model: [q.per_minute, q.per_day] for q in load_quotas(quotas_path(registry.path)).values()}
     return dg.Definitions.merge(
         graph.definitions(),
-        _core(graph, gemini_resource(settings, **gemini_options)),
+        _core(graph, gemini_resource(settings, model_quotas=quotas, **gemini_options)),
         build_operations_definitions(graph),
         build_publishing_definitions(graph),
     )

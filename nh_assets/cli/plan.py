@@ -16,20 +16,21 @@ failure.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import date
 
 from nh_assets.cli.asset_state import MATERIALIZED, MISSING, STALE, MaterializationReader, asset_state
 from nh_assets.cli.output import print_json, table
 from nh_assets.cli.project import Project
+from nh_assets.gemini.day_budget import SEARCH_TOOL, ModelBudget, day_budget, requests_by_model
+from nh_assets.registry.quotas import load_quotas, quotas_path
 from nh_assets.registry import PromptSpec
 from nh_assets.prompts.rendering import CHARS_PER_TOKEN, context_budget_chars, render_prompt
 from nh_assets.prompts.upstream import MissingSameDayInput, collect_upstream
 
 RENDERED, BUDGET, NO_MODEL = "rendered", "budget", "builtin"
 
-
-SEARCH_TOOL = "google_web_search"
 
 
 def expected_requests(spec: PromptSpec) -> int:
@@ -58,6 +59,7 @@ class Plan:
     rate_per_minute: int
     rate_per_day: int
     totals: dict = field(default_factory=dict)
+    models: list[ModelBudget] = field(default_factory=list)  # each model's requests against what is left
 
     def summarize(self) -> None:
         requests = sum(a.gemini_requests for a in self.assets)
@@ -80,6 +82,7 @@ class Plan:
             "rate_per_minute": self.rate_per_minute,
             "rate_per_day": self.rate_per_day,
             "totals": self.totals,
+            "models": [{**asdict(m), "left": m.left, "fits": m.fits} for m in self.models],
             "assets": [asdict(a) for a in self.assets],
         }
 
@@ -115,6 +118,13 @@ def build_plan(project: Project, reader: MaterializationReader, assets: list[str
             )
     plan = Plan([d.isoformat() for d in days], planned, project.settings.rate_per_minute, project.settings.rate_per_day)
     plan.summarize()
+    settings = project.settings
+    plan.models = day_budget(
+        requests_by_model(project.registry.by_id(a) for _day in days for a in assets),
+        load_quotas(quotas_path(project.registry.path)),
+        backend=settings.rate_limit_backend, rate_limit_db=settings.rate_limit_db,
+        postgres_url=os.environ.get(settings.rate_limit_url_env, "") if settings.rate_limit_url_env else "",
+    )
     return plan
 
 
@@ -156,6 +166,8 @@ def print_plan(plan: Plan, as_json: bool) -> None:
         f"{t['estimated_input_tokens']:,} · least time the rate limit allows: {_duration(t['least_time_s'])} "
         f"({plan.rate_per_minute}/min)"
     )
+    for budget in plan.models:
+        print(("does not fit: " if not budget.fits else "") + budget.describe())
     if t["day_cap_exceeded"]:
         print(f"more requests than the day cap NH_RATE_PER_DAY={plan.rate_per_day}: the rest waits for the next day")
     print("no model was called; nothing was submitted")

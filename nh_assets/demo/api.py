@@ -58,6 +58,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from nh_assets.http_body import read_body
 from nh_assets.demo.answers import count_tokens, render_fake_response
+from nh_assets.demo.quota import QuotaCounter, auth_body
 from nh_assets.demo.search import function_call, grounded_answer, read_turn, with_sources
 from nh_assets.demo.web import FakeWeb
 
@@ -160,9 +161,13 @@ class FakeGeminiAPI:
         log_path: str | Path | None = None,
         port: int = 0,
         redirect_ttl_s: float | None = None,
+        quotas: QuotaCounter | None = None,
+        auth_status: int | None = None,
     ) -> None:
         self.latency_s = float(latency_s)
         self.web = FakeWeb(redirect_ttl_s)
+        self.quotas = quotas  # per-model limits per minute and per day, answered as Google does
+        self.auth_status = auth_status  # 401 or 403 to every request: credentials expired or refused
         self.log_path = Path(log_path) if log_path is not None else None
         self._port = int(port)
         self._lock = threading.Lock()
@@ -219,6 +224,14 @@ class FakeGeminiAPI:
     def refusal(self, model: str, prompt: str) -> int | None:
         """The HTTP status to answer this generation request with instead of a reply, or None."""
         return None
+
+    def model_version(self, model: str) -> str:
+        """The ``modelVersion`` a response names: the model asked, unless a subclass routes it."""
+        return model
+
+    def finish_reason(self, model: str, prompt: str) -> str:
+        """How the answer to this generation request ends; the tests' models override it."""
+        return "STOP"
 
     def answer(self, model: str, prompt: str) -> str:
         """The model's text for this generation request; the tests' models override it."""
@@ -311,12 +324,22 @@ def _make_handler(api: FakeGeminiAPI) -> type[BaseHTTPRequestHandler]:
             prompt = _user_text(body)
             if api.latency_s > 0:
                 time.sleep(api.latency_s)
+            if api.auth_status is not None:
+                self._record(parts.path, model, prompt, api.auth_status, "auth", body=body, raw=raw)
+                self._send_json(api.auth_status, auth_body(api.auth_status))
+                return
 
             if method == "countTokens":
                 n = count_tokens(prompt)
                 self._record(parts.path, model, prompt, 200, "countTokens",
                              usage={"promptTokenCount": n, "candidatesTokenCount": 0, "totalTokenCount": n})
                 self._send_json(200, {"totalTokens": n})
+                return
+
+            over_quota = api.quotas.take(model) if api.quotas is not None else None
+            if over_quota is not None:
+                self._record(parts.path, model, prompt, 429, "quota", body=body, raw=raw)
+                self._send_json(429, over_quota)
                 return
 
             status = api.refusal(model, prompt)
@@ -338,12 +361,13 @@ def _make_handler(api: FakeGeminiAPI) -> type[BaseHTTPRequestHandler]:
             p, c = count_tokens(request_text(body)), count_tokens(text or json.dumps(out_parts))
             usage = {"promptTokenCount": p, "candidatesTokenCount": c, "totalTokenCount": p + c}
             self._record(parts.path, model, prompt, 200, kind, text, usage, body=body, raw=raw)
-            # The CLI keys stats.models by the response's modelVersion: echo the model.
-            version = model
+            finish = api.finish_reason(model, prompt) if kind != "function_call" else "STOP"
+            # The CLI keys stats.models by the response's modelVersion.
+            version = api.model_version(model)
             response_id = "fake-" + hashlib.sha256(f"{time.time_ns()}{text}".encode()).hexdigest()[:16]
 
             if method == "generateContent":
-                candidate = {"content": {"role": "model", "parts": out_parts}, "finishReason": "STOP", "index": 0}
+                candidate = {"content": {"role": "model", "parts": out_parts}, "finishReason": finish, "index": 0}
                 if grounding:
                     candidate["groundingMetadata"] = grounding
                 self._send_json(200, {
@@ -361,7 +385,7 @@ def _make_handler(api: FakeGeminiAPI) -> type[BaseHTTPRequestHandler]:
                 cand: dict[str, Any] = {"content": {"role": "model", "parts": piece_parts}, "index": 0}
                 chunk: dict[str, Any] = {"candidates": [cand], "modelVersion": version, "responseId": response_id}
                 if i == len(pieces) - 1:
-                    cand["finishReason"] = "STOP"
+                    cand["finishReason"] = finish
                     chunk["usageMetadata"] = usage
                     if grounding:
                         cand["groundingMetadata"] = grounding

@@ -48,6 +48,7 @@ class Answer:
     text: str
     sources: Sequence[Source] = ()
     required_sections: Sequence[str] = ()
+    fallback_from: str = ""  # the row's model, when its spent daily quota had ``model`` write instead
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,9 @@ class Markdown(OutputFormat):
             fields["missing_inputs"] = ", ".join(m.prompt_id for m in missing_inputs)
         if missing_sections:
             fields["missing_sections"] = "; ".join(missing_sections)
+        if answer.fallback_from:
+            body = f"> Written by {answer.model} because {answer.fallback_from}'s daily quota was spent.\n\n{body}"
+            fields["fallback_from"] = answer.fallback_from
         if answer.demo:
             body = f"> {DEMO_BANNER}\n\n{body}"
             fields["demo"] = "true  # fake Gemini output"

@@ -30,6 +30,7 @@ class ModelCall:
     temperature: float | None = None
     thinking_budget: int | None = None
     approval_mode: str = "default"
+    fallback_model: str | None = None  # asked instead when the model's daily quota is spent
 
     def settings(self) -> dict:
         config: dict[str, object] = {}

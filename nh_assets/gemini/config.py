@@ -41,6 +41,10 @@ class GeminiConfig(dg.Config):
         "NH_RATE_LIMIT_POSTGRES_URL; empty for SQLite.",
     )
 
+    model_quotas: dict[str, list[int]] = Field(
+        default_factory=dict, description="model: [per_minute, per_day], from the registry's quotas.tsv."
+    )
+
     # Tuning with no operator variable; tests shorten it.
     process_permits_dir: str = Field(default="", description="Process permit files; empty: beside rate_limit_db.")
     skip_trust: bool = Field(default=True, description="Pass --skip-trust: the per-call directory is ours and empty.")

@@ -2,8 +2,9 @@
 
 The CLI reports failures through exit codes, a JSON error object on stdout and free text on
 stderr. Each failure is reduced to one kind with a one-line cause and a fix, so that the asset
-can decide between failing at once (auth, configuration), backing off for long (rate limit) and
-retrying soon (timeouts, malformed output, anything else).
+can decide between failing at once (auth, configuration, a spent daily quota, an answer the API
+withheld or cut short), backing off (a rate limit, as long as the API asked) and retrying soon
+(timeouts, malformed output, anything else).
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ class FailureKind(str, enum.Enum):
     RATE_LIMIT = "rate_limit"
     DAILY_CAP = "daily_cap"
     RATE_LIMIT_STORE = "rate_limit_store"
+    QUOTA_SPENT = "quota_spent"
+    BLOCKED = "blocked"
+    CUT_SHORT = "cut_short"
     TIMEOUT = "timeout"
     BAD_OUTPUT = "bad_output"
     OTHER = "other"
@@ -44,6 +48,13 @@ _FIXES = {
     FailureKind.DAILY_CAP: "raise NH_RATE_PER_DAY or rerun tomorrow",
     FailureKind.RATE_LIMIT_STORE: "fix the rate-limit settings named above (NH_RATE_PER_*, NH_RATE_LIMIT_BACKEND, "
     "NH_POSTGRES_URL) or bring the bucket's database up",
+    FailureKind.QUOTA_SPENT: "no request is sent to this model until the reset named above; give the row a "
+    "fallback_model in registry/prompts.tsv, raise the model's quota (a paid tier) and its row in registry/quotas.tsv, "
+    "or rerun the day after the reset",
+    FailureKind.BLOCKED: "the API withheld the answer (the finish reason named above); the same prompt is blocked "
+    "again, so reword the row's prompt or check the day's inputs",
+    FailureKind.CUT_SHORT: "the answer hit the output limit; lower the row's thinking_budget or ask for a shorter "
+    "answer in its prompt",
     FailureKind.TIMEOUT: "raise the row's timeout_sec in registry/prompts.tsv if the prompt is legitimately slow",
     FailureKind.BAD_OUTPUT: "the model's answer did not fit the expected format; a retry usually fixes it",
     FailureKind.OTHER: "read the step's stderr excerpt; retry, or run the CLI by hand with the same model",
@@ -68,13 +79,14 @@ EXIT_RATE_LIMITED = 429 & 0xFF  # the CLI calls process.exit(429) after its own 
 class GeminiFailure(Exception):
     """A classified CLI failure. Not a dataclass: frozen exceptions break context managers."""
 
-    def __init__(self, kind: FailureKind, cause: str):
+    def __init__(self, kind: FailureKind, cause: str, *, retry_after_s: float | None = None):
         # Every failure's text becomes a step's Failure description, a failure file and a webhook
         # body: redacted here, once, whatever produced it (the CLI's stdout, a store's error).
         cause = redact(cause)
         super().__init__(kind, cause)
         self.kind = kind
         self.cause = cause
+        self.retry_after_s = retry_after_s  # the API's own RetryInfo, when it gave one
 
     def __str__(self) -> str:
         return f"Gemini {self.kind.value}: {self.cause} — fix: {_FIXES[self.kind]}"

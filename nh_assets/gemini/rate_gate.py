@@ -13,6 +13,12 @@ transports: each generation answer's ``usageMetadata`` (the last chunk of a stre
 request's total), per model. When the bucket refuses (the day cap is used up, the store is
 unreachable) the gate answers 400, which the CLI does not retry, and the call reports the gate's
 reason.
+
+It also reads each answer for what the service said: a 429's quota account and a 401/403 go to
+its ``GateGuard`` (which remembers a spent day or refused credentials for every process,
+``service_memory``), and a whole answer's ``finishReason`` and ``modelVersion`` go into the
+ledger (``answer_check``). The guard is asked before each request too: a spent model, or one
+whose own declared quota is used up (``model_quotas``), is refused there.
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from nh_assets.gemini.answer_check import AnswerSeen
 from nh_assets.gemini.failures import FailureKind
 from nh_assets.gemini.grounding import Grounding, grounding_of_exchange
+from nh_assets.gemini.quota import QuotaError, parse_quota_error
 from nh_assets.gemini.rate_limit import DailyCapExceeded, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError
 from nh_assets.gemini.usage import ModelUsage, usage_of_answer
@@ -63,6 +71,10 @@ class GateLedger:
     waited_s: float = 0.0
     refusal: GateRefusal | None = None
     grounding: Grounding = field(default_factory=Grounding)  # what the searches returned
+    statuses: Counter = field(default_factory=Counter)  # error statuses of generation requests
+    quota: list[tuple[str, QuotaError]] = field(default_factory=list)  # (model, what each 429 said)
+    seen: AnswerSeen = field(default_factory=AnswerSeen)  # how the answers ended, which model wrote them
+    answered_by: str = ""  # the model of the last answer that came back whole (its modelVersion)
 
     @property
     def total(self) -> int:
@@ -75,6 +87,8 @@ class GateLedger:
         return GateLedger(
             requests=self.requests + other.requests, usage=usage, waited_s=self.waited_s + other.waited_s,
             refusal=self.refusal or other.refusal, grounding=self.grounding + other.grounding,
+            statuses=self.statuses + other.statuses, quota=self.quota + other.quota, seen=self.seen + other.seen,
+            answered_by=other.answered_by or self.answered_by,
         )
 
 
@@ -96,14 +110,28 @@ def model_of(path: str, body: bytes) -> str:
         return "unknown"
 
 
+class GateGuard:
+    """What holds per model beyond one call (its own quota, what the service said of it):
+    consulted before each generation request, told of each error answer. This one holds nothing."""
+
+    def admit(self, model: str) -> float:
+        """The seconds waited for the model's own rate permit; ``GateRefusal`` when it must not be
+        asked now."""
+        return 0.0
+
+    def observe(self, model: str, status: int, quota: QuotaError | None) -> None:
+        """An error answer for ``model``, with what a 429 said of its quota."""
+
+
 class RateGate:
     """A forwarding HTTP server on 127.0.0.1 in front of one upstream API."""
 
-    def __init__(self, upstream: str, take_permit: Callable[[], float]):
+    def __init__(self, upstream: str, take_permit: Callable[[], float], guard: GateGuard | None = None):
         """``take_permit`` blocks until the shared bucket gives one rate permit and returns the
         seconds it waited; it raises ``GateRefusal`` when no permit will come."""
         self.upstream = upstream.rstrip("/")
         self._take_permit = take_permit
+        self._guard = guard or GateGuard()
         self._lock = threading.Lock()
         self._ledger = GateLedger()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -134,7 +162,8 @@ class RateGate:
             return
         ledger = self.ledger()
         try:
-            waited = self._take_permit()
+            waited = self._guard.admit(model_of(path, body))
+            waited += self._take_permit()
         except GateRefusal as refusal:
             with self._lock:
                 ledger.refusal = refusal
@@ -157,15 +186,30 @@ class RateGate:
         self._record(path, request_body, status, b"".join(seen))
 
     def _record(self, path: str, request_body: bytes, status: int, answer: bytes) -> None:
-        found = usage_of_answer(answer) if status == 200 else None
+        """What one answer said: its usage, grounding and how it ended, or an error's status and
+        quota account (which the guard hears of too)."""
+        model = model_of(path, request_body)
         grounding = grounding_of_exchange(request_body, status, answer)
         ledger = self.ledger()
+        if status == 200:
+            found = usage_of_answer(answer)
+            ended = AnswerSeen()
+            ended.read(answer)
+            with self._lock:
+                if found is not None:
+                    key = found[0] or model
+                    ledger.usage[key] = ledger.usage.get(key, ModelUsage()) + found[1]
+                ledger.grounding.add(grounding)
+                ledger.seen.merge(ended)
+                ledger.answered_by = next(iter(ended.model_versions), model)
+            return
+        quota = parse_quota_error(answer) if status == 429 else None
         with self._lock:
-            if found is not None:
-                model, usage = found
-                key = model or model_of(path, b"")
-                ledger.usage[key] = ledger.usage.get(key, ModelUsage()) + usage
             ledger.grounding.add(grounding)
+            ledger.statuses[status] += 1
+            if quota is not None:
+                ledger.quota.append((model, quota))
+        self._guard.observe(model, status, quota)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         gate = self
@@ -221,6 +265,7 @@ class RateGate:
                     return
                 # read1 hands each streamed (SSE) chunk on as it arrives; an HTTPError body is small.
                 read = getattr(response, "read1", None) or response.read
+
                 with response:
                     chunks = gate._observe(self.path, body, response.status, iter(lambda: read(65536), b""))
                     self._answer(response.status, list(response.headers.items()), chunks)

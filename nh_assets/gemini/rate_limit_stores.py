@@ -68,8 +68,9 @@ class BucketStore(Protocol):
 class SQLiteStore:
     """A SQLite file guarded by a file lock: every process on this machine shares it."""
 
-    def __init__(self, db_path: Path):
+    def __init__(self, db_path: Path, table: str = TABLE):
         self.db_path = Path(db_path)
+        self.table = table
         self.label = str(self.db_path)
         self.background_leak = True
         # "database is locked" after sqlite3's own 5 s; filelock's Timeout is a TimeoutError.
@@ -82,13 +83,13 @@ class SQLiteStore:
 
     def open(self, rates: list[Rate]) -> AbstractBucket:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        return SQLiteBucket.init_from_file(rates, table=TABLE, db_path=str(self.db_path), use_file_lock=True)
+        return SQLiteBucket.init_from_file(rates, table=self.table, db_path=str(self.db_path), use_file_lock=True)
 
     def count_since(self, bucket: AbstractBucket, since_ms: list[int]) -> list[int]:
         assert isinstance(bucket, SQLiteBucket)
         fields = ", ".join("SUM(item_timestamp >= ?)" for _ in since_ms)
         with bucket.lock:
-            cur = bucket.conn.execute(f"SELECT {fields} FROM '{TABLE}'", since_ms)
+            cur = bucket.conn.execute(f"SELECT {fields} FROM '{self.table}'", since_ms)
             row = cur.fetchone()
             cur.close()
         return [int(value or 0) for value in row]
@@ -109,12 +110,13 @@ class PostgresStore:
     cannot be interrupted and which would otherwise query a connection pool already closed.
     """
 
-    def __init__(self, url: str, *, max_connections: int = 2):
+    def __init__(self, url: str, *, max_connections: int = 2, table: str = TABLE):
         if not url:
             raise RateLimitStoreError(
                 "the postgres rate-limit store needs a URL; set NH_POSTGRES_URL (or NH_RATE_LIMIT_POSTGRES_URL)"
             )
         self.url = url
+        self.table = table
         self.label = redact_url(url)
         # This URL's password in every form, and every secret of the environment.
         self._redact = Redactor([*secret_values(os.environ), *secret_values({"NH_POSTGRES_URL": url})])
@@ -154,7 +156,7 @@ class PostgresStore:
         try:
             connection_pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
             self._connection_pool = connection_pool
-            self._bucket = PostgresBucket(connection_pool, TABLE, rates)
+            self._bucket = PostgresBucket(connection_pool, self.table, rates)
             return self._bucket
         except (PoolTimeout, psycopg.Error) as exc:
             connection_pool.close()
@@ -174,7 +176,7 @@ class PostgresStore:
         fields = ", ".join("COUNT(*) FILTER (WHERE item_timestamp >= TO_TIMESTAMP(%s))" for _ in since_ms)
         with bucket.pool.connection() as conn:
             row = conn.execute(
-                f'SELECT {fields} FROM "ratelimit___{TABLE}"', [ms / 1000 for ms in since_ms]
+                f'SELECT {fields} FROM "ratelimit___{self.table}"', [ms / 1000 for ms in since_ms]
             ).fetchone()
         return [int(value or 0) for value in row]
 
@@ -192,11 +194,11 @@ class PostgresStore:
             self._bucket = None
 
 
-def store_for(backend: str, *, sqlite_path: Path, postgres_url: str) -> BucketStore:
+def store_for(backend: str, *, sqlite_path: Path, postgres_url: str, table: str = TABLE) -> BucketStore:
     if backend == SQLITE:
-        return SQLiteStore(sqlite_path)
+        return SQLiteStore(sqlite_path, table)
     if backend == POSTGRES:
-        return PostgresStore(postgres_url)
+        return PostgresStore(postgres_url, table=table)
     raise RateLimitStoreError(
         f"unknown rate-limit backend {backend!r}; set NH_RATE_LIMIT_BACKEND to sqlite or postgres"
     )

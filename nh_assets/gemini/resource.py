@@ -12,7 +12,9 @@ the API only through the rate gate (``rate_gate``), which takes a rate permit fr
 bucket for every request, tool loops and retries included, and reads what each cost. A call
 that outlives its timeout has its whole process group killed (``subprocesses``); it gets an
 allow-listed environment (``child_env``). Failures come back as ``GeminiFailure`` with a kind,
-a one-line cause and a fix; the asset decides whether to retry.
+a one-line cause and a fix; the asset decides whether to retry. What the service said that holds beyond one call
+(a spent daily quota, refused credentials) is in a shared memory (``service_memory``): a call it
+rules out fails before any CLI starts, or, for a spent quota, goes to the row's fallback model.
 
 With ``gemini_api_url`` set (``NH_GEMINI_API_URL``) the gate forwards to that endpoint instead of
 Google, and the CLI gets a home of our own (``cli_home``). Demo mode is only that: the project's
@@ -28,7 +30,7 @@ import random
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import dagster as dg
@@ -38,12 +40,14 @@ from nh_assets import subprocesses
 from nh_assets.child_env import GEMINI_CLI, child_env
 from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.cli_home import write_cli_home
+from nh_assets.gemini.answer_check import judge_answer_end
 from nh_assets.gemini.config import GeminiConfig
 from nh_assets.gemini.failures import FailureKind, GeminiFailure, classify_exit, classify_timeout
 from nh_assets.gemini.process_permits import ProcessPermits
 from nh_assets.gemini.rate_gate import CODE_ASSIST_URL, GEMINI_API_URL, GateLedger, RateGate, permit_taker, summed
 from nh_assets.gemini.rate_limit import DailyCapExceeded, RateLimitConfigError, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
+from nh_assets.gemini.service_memory import MemoryGuard, open_guard
 from nh_assets.gemini.usage import ModelUsage, mismatches, total, usage_by_model, usage_metadata
 from nh_assets.gemini.warm_cli.client import WarmCliUnavailable, warm_cli_client
 from nh_assets.redaction import redact, secret_values
@@ -62,6 +66,9 @@ class GeminiResult:
     process_permit_wait_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
     transport: str = "oneshot"
+    answered_by: str = ""  # the model of the request whose answer ended the call
+    fallback_from: str = ""  # the row's model, when its spent quota sent the call to the fallback
+    fallback_reason: str = ""
 
     @property
     def usage(self) -> dict[str, ModelUsage]:
@@ -89,6 +96,9 @@ class GeminiResult:
             "gemini.process_slot_wait_s": dg.MetadataValue.float(round(self.process_permit_wait_s, 3)),
             "gemini.demo": dg.MetadataValue.bool(self.demo),
             "gemini.transport": dg.MetadataValue.text(self.transport),
+            "gemini.answered_by": dg.MetadataValue.text(self.answered_by or self.model),
+            **({"gemini.fallback_from": dg.MetadataValue.text(self.fallback_from),
+                "gemini.fallback_reason": dg.MetadataValue.text(self.fallback_reason)} if self.fallback_from else {}),
         }
 
 
@@ -105,6 +115,9 @@ def combined(results: list[GeminiResult]) -> GeminiResult:
         warnings=[w for r in results for w in r.warnings],
         # The transport that served the calls: "acp" or "oneshot", or both named when they differed.
         transport="+".join(sorted({r.transport for r in results})),
+        answered_by=last.answered_by,
+        fallback_from=next((r.fallback_from for r in results if r.fallback_from), ""),
+        fallback_reason=next((r.fallback_reason for r in results if r.fallback_reason), ""),
     )
 
 
@@ -130,6 +143,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
     _process_permits: ProcessPermits | None = PrivateAttr(default=None)
     _cli_home: Path | None = PrivateAttr(default=None)
     _gates: dict[str, RateGate] = PrivateAttr(default_factory=dict)
+    _guard: MemoryGuard | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         config = self.config
@@ -148,6 +162,9 @@ class GeminiCLIResource(dg.ConfigurableResource):
         if self._limiter is not None:
             self._limiter.close()
             self._limiter = None
+        if self._guard is not None:
+            self._guard.close()
+            self._guard = None
 
     def _shared_rate_limit(self) -> SharedRateLimit:
         """Opened on first use, inside the step, so an unreachable store fails the step with a
@@ -165,6 +182,19 @@ class GeminiCLIResource(dg.ConfigurableResource):
                 raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
         return self._limiter
 
+    def _memory_guard(self, env: dict[str, str], log) -> MemoryGuard:
+        """The shared memory of spent quotas and refused credentials, beside the rate-limit bucket."""
+        if self._guard is None:
+            config = self.config
+            try:
+                self._guard = open_guard(
+                    backend=config.rate_limit_backend, rate_limit_db=config.rate_limit_db,
+                    postgres_url=config.rate_limit_bucket_url, model_quotas=config.model_quotas, env=env, log=log,
+                )
+            except RateLimitStoreError as exc:
+                raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
+        return self._guard
+
     def _open_gates(self, log) -> dict[str, RateGate]:
         """One gate per endpoint the CLI may use: the Gemini API (API-key auth, or the configured
         endpoint) and, without a configured endpoint, Code Assist (a Google login)."""
@@ -172,10 +202,10 @@ class GeminiCLIResource(dg.ConfigurableResource):
             take_permit = permit_taker(self._shared_rate_limit(), log)
             # An endpoint the operator set for the CLI (a proxy, say) stays the upstream.
             upstream = self.config.gemini_api_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or GEMINI_API_URL
-            self._gates["GOOGLE_GEMINI_BASE_URL"] = RateGate(upstream, take_permit)
+            self._gates["GOOGLE_GEMINI_BASE_URL"] = RateGate(upstream, take_permit, self._guard)
             if not self.config.gemini_api_url:
                 code_assist = os.environ.get("CODE_ASSIST_ENDPOINT") or CODE_ASSIST_URL
-                self._gates["CODE_ASSIST_ENDPOINT"] = RateGate(code_assist, take_permit)
+                self._gates["CODE_ASSIST_ENDPOINT"] = RateGate(code_assist, take_permit, self._guard)
         return self._gates
 
     def _child_env(self) -> dict[str, str]:
@@ -184,6 +214,8 @@ class GeminiCLIResource(dg.ConfigurableResource):
         overrides = {"GEMINI_CLI_NO_RELAUNCH": "true"} if config.no_relaunch else {}
         # The per-call folder is ours and holds the call's settings (``call``): trust it.
         overrides["GEMINI_CLI_TRUST_WORKSPACE"] = "true"
+        # Nobody is there to finish a browser login: an expired one fails at once (exit 41).
+        overrides["NO_BROWSER"] = "true"
         if config.system_prompt:
             overrides["GEMINI_SYSTEM_MD"] = str(Path(config.system_prompt).resolve())
         if config.gemini_api_url:
@@ -218,6 +250,8 @@ class GeminiCLIResource(dg.ConfigurableResource):
 
     def backoff_seconds(self, failure: GeminiFailure, retry_number: int) -> float:
         """Exponential backoff with full jitter on top; 429s start from a much longer base."""
+        if failure.retry_after_s is not None:  # the API said how long: wait that, plus a little jitter
+            return round(failure.retry_after_s + random.uniform(0, 2), 2)
         base = self.config.rate_limit_backoff_s if failure.kind is FailureKind.RATE_LIMIT else self.config.retry_base_s
         delay = base * (2**retry_number)
         return round(delay + random.uniform(0, delay / 2), 2)
@@ -225,11 +259,26 @@ class GeminiCLIResource(dg.ConfigurableResource):
     def generate(
         self, context: dg.AssetExecutionContext | dg.OpExecutionContext, *, prompt: str, call: ModelCall
     ) -> GeminiResult:
+        """One attempt on the row's model, or on its fallback when the model's daily quota is spent."""
+        try:
+            return self._generate(context, prompt=prompt, call=call)
+        except GeminiFailure as failure:
+            if failure.kind is not FailureKind.QUOTA_SPENT or not call.fallback_model:
+                raise
+            context.log.warning(f"{failure.cause}; asking the row's fallback model {call.fallback_model}")
+            result = self._generate(context, prompt=prompt, call=replace(call, model=call.fallback_model, fallback_model=None))
+            return replace(result, fallback_from=call.model, fallback_reason=failure.cause)
+
+    def _generate(
+        self, context: dg.AssetExecutionContext | dg.OpExecutionContext, *, prompt: str, call: ModelCall
+    ) -> GeminiResult:
         """One attempt, on a warm CLI or one-shot, behind the rate gate; raises GeminiFailure."""
         if call.approval_mode == "yolo":
             context.log.warning("approval mode yolo: the registry row asked for it in its tools column")
         cli = self.resolve_cli()
         assert self._process_permits is not None, "resource used outside Dagster execution"
+        guard = self._memory_guard(self._child_env(), context.log.warning)
+        guard.fail_if_refused(call.model)
         gates = self._open_gates(context.log.info)
         try:
             self._shared_rate_limit().check_day_left()
@@ -249,13 +298,17 @@ class GeminiCLIResource(dg.ConfigurableResource):
                 answer = client.generate(prompt=prompt, call=call)
             except WarmCliUnavailable as exc:
                 context.log.warning(f"Gemini transport oneshot: the warm CLI could not take this prompt ({exc})")
+            except GeminiFailure as failure:
+                guard.fail_if_refused(call.model, auth=False)  # the warm CLI's gate remembered a spent quota
+                raise guard.learn(failure, []) from None
             else:
+                judge_answer_end({}, answer.gate.seen)  # an answer the API withheld or cut short fails here too
                 for warning in answer.warnings:
                     context.log.warning(f"warm CLI: {warning}")
                 return GeminiResult(
                     response=answer.response, model=call.model, gate=answer.gate, duration_s=answer.duration_s,
                     demo=self.config.demo, process_permit_wait_s=answer.permit_wait_s, warnings=answer.warnings,
-                    transport="acp",
+                    transport="acp", answered_by=answer.gate.answered_by or call.model,
                 )
         Path(self.config.workdir_root).mkdir(parents=True, exist_ok=True)
         workdir = Path(tempfile.mkdtemp(prefix="call-", dir=self.config.workdir_root))
@@ -282,15 +335,20 @@ class GeminiCLIResource(dg.ConfigurableResource):
             shutil.rmtree(workdir, ignore_errors=True)
         if ledger.refusal is not None:
             raise GeminiFailure(ledger.refusal.kind, str(ledger.refusal))
+        # A per-day 429 ends the call whatever the CLI made of it; the guard has remembered it.
+        guard.fail_if_refused(call.model, auth=False)
         if returncode != 0:
             failure = classify_exit(returncode, stdout, stderr)
             if stderr.strip():
                 context.log.debug(f"gemini stderr (redacted): {stderr[-2000:]}")
-            raise failure
+            raise guard.learn(failure, ledger.quota)
         doc = _parse_cli_json(stdout)
         warnings = mismatches(ledger.usage, usage_by_model(doc.get("stats") or {}), admitted=ledger.requests)
         for warning in warnings:
             context.log.warning(f"usage mismatch: {warning}")
+        for warning in judge_answer_end(doc, ledger.seen):
+            context.log.warning(f"the CLI warned: {warning}")
+            warnings.append(warning)
         return GeminiResult(
             response=doc["response"],
             model=call.model,
@@ -299,6 +357,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
             demo=self.config.demo,
             process_permit_wait_s=permit.waited_s,
             warnings=warnings,
+            answered_by=ledger.answered_by or call.model,
         )
 
     def _run(

@@ -24,6 +24,7 @@ import dagster as dg
 from pydantic import Field
 
 from nh_assets.gemini.failures import FailureKind
+from nh_assets.gemini.service_memory import REMEMBERED
 from nh_assets.redaction import Redactor
 from nh_assets.settings import Settings
 
@@ -106,6 +107,15 @@ class FailureSummary:
             lines.append(f"Not materialized: {len(self.not_materialized)} asset(s)")
         text = "\n".join(lines)
         return text if len(text) <= CHAT_LIMIT else text[: CHAT_LIMIT - 1] + "…"
+
+
+def already_announced(summary: FailureSummary) -> bool:
+    """Every failure repeats what was announced once: a spent quota (``service_alerts``) or a
+    refused login remembered from the step, in an earlier run, that failed on it first."""
+    return bool(summary.failures) and all(
+        f.kind == FailureKind.QUOTA_SPENT.value or (f.kind == FailureKind.AUTH.value and REMEMBERED in f.cause)
+        for f in summary.failures
+    )
 
 
 def first_line(text: str | None, limit: int = 300) -> str:

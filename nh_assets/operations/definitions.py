@@ -20,6 +20,7 @@ from nh_assets.operations.report_deadline import (
 )
 from nh_assets.operations.retention import build_retention_job, build_retention_schedule
 from nh_assets.operations.schedules import build_daily_schedule
+from nh_assets.operations.service_alerts import build_service_alert_sensor
 from nh_assets.operations.sensors import build_automation_sensor, build_failure_alert_sensor
 from nh_assets.prompts.definitions import PromptGraph
 
@@ -49,6 +50,6 @@ def build_operations_definitions(graph: PromptGraph) -> dg.Definitions:
             build_report_deadline_schedule(settings, deadline_job),
             build_retention_schedule(retention, timezone=settings.timezone, keep_days=settings.retention_days),
         ],
-        sensors=[build_failure_alert_sensor(settings), build_automation_sensor()],
+        sensors=[build_failure_alert_sensor(settings), build_service_alert_sensor(settings), build_automation_sensor()],
         resources={"alerts": alert_resource(settings)},
     )

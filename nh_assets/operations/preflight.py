@@ -5,8 +5,8 @@ FAIL; the ``preflight`` job runs the same checks inside Dagster and records them
 table (its step fails when a check does). Checked: the Gemini CLI (found, answers ``--version``
 within 30 s), Gemini auth (demo mode, ``GEMINI_API_KEY``, Vertex AI or the auth type selected in
 ``~/.gemini/settings.json``), wrangler and the Cloudflare token, the data root's writability
-and free space, the shared rate-limit bucket's usage against its limits, and the Dagster
-instance (``DAGSTER_HOME``, storage, pool limits, run queue).
+and free space, the shared rate-limit bucket's usage against its limits, whether a day's
+requests fit each model's declared quota (``registry/quotas.tsv``), and the Dagster instance (``DAGSTER_HOME``, storage, pool limits, run queue).
 
 Reading the process environment is this module's purpose, but only names are ever printed:
 never a key, a token or a settings value that could hold one.
@@ -30,11 +30,13 @@ from nh_assets import subprocesses
 from nh_assets.child_env import GEMINI_CLI, WRANGLER, child_env
 from nh_assets.redaction import Redactor
 from nh_assets.pools import pool_limits
-from nh_assets.registry import CONCURRENCY_LIMITS
+from nh_assets.gemini.day_budget import day_budget, requests_by_model
+from nh_assets.registry import CONCURRENCY_LIMITS, RegistryError, load_registry
+from nh_assets.registry.quotas import load_quotas, quotas_path
 from nh_assets.gemini.rate_limit import RateLimitConfigError, SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import BucketStore, RateLimitStoreError, SQLiteStore, store_for
 from nh_assets.publishing.wrangler import TOKEN_ENV, WranglerResource
-from nh_assets.settings import Settings, SettingsError, load_settings
+from nh_assets.settings import Settings, SettingsError, load_settings, registry_path_from_env
 
 VERSION_TIMEOUT_S = 30.0
 MIN_FREE_BYTES = 200 * 1024 * 1024
@@ -219,6 +221,27 @@ def check_rate_limit(store: BucketStore | Path, per_minute: int, per_day: int) -
     return v(OK, detail)
 
 
+def check_day_fits(registry_path: Path, settings: Settings, postgres_url: str) -> Verdict:
+    """WARN when a day's requests on some model exceed what its declared quota leaves today."""
+    v = _for("model_quotas")
+    try:
+        registry = load_registry(registry_path)
+        quotas = load_quotas(quotas_path(registry.path))
+        budgets = day_budget(
+            requests_by_model(registry.prompts), quotas, backend=settings.rate_limit_backend,
+            rate_limit_db=settings.rate_limit_db, postgres_url=postgres_url,
+        )
+    except RegistryError as exc:
+        return v(FAIL, f"{exc.problems[0]} (+{len(exc.problems) - 1} more; python -m nh_assets.registry validate)")
+    except Exception as exc:  # noqa: BLE001 - an unreadable store is a verdict, not a crash
+        return v(WARN, f"cannot read the per-model buckets ({type(exc).__name__}); the day's fit is unknown")
+    short = [b for b in budgets if not b.fits]
+    if short:
+        fix = "give those rows a fallback_model, raise the tier (and registry/quotas.tsv), or spread the day"
+        return v(WARN, "a day does not fit: " + "; ".join(b.describe() for b in short) + f" — {fix}")
+    return v(OK, "; ".join(b.describe() for b in budgets) or "no model rows")
+
+
 def check_instance(instance: dg.DagsterInstance | None, env: Mapping[str, str]) -> list[Verdict]:
     home = env.get("DAGSTER_HOME", "")
     if instance is None:
@@ -284,6 +307,10 @@ def run_checks(
             ),
             settings.rate_per_minute,
             settings.rate_per_day,
+        ),
+        check_day_fits(
+            registry_path_from_env(env), settings,
+            env.get(settings.rate_limit_url_env, "") if settings.rate_limit_url_env else "",
         ),
         *check_instance(instance, env),
     ]

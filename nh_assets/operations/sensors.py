@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from nh_assets.operations.alerts import FailureAlertResource, summarize_failure
+from nh_assets.operations.alerts import FailureAlertResource, already_announced, summarize_failure
 from nh_assets.artifacts import ArtifactWriteError, write_atomic
 from nh_assets.data_layout import DataLayoutResource
 from nh_assets.redaction import redact
@@ -60,8 +60,9 @@ def build_failure_alert_sensor(settings: Settings) -> dg.SensorDefinition:
         except (OSError, ArtifactWriteError) as exc:
             # Still try the webhook: a full disk is exactly when the operator must hear of it.
             write_error = exc
-        problem = alerts.post(redact(summary.chat_text()))
-        if problem:
+        if already_announced(summary):
+            context.log.info("not posted: every failure repeats a spent quota or a refused login already announced")
+        elif problem := alerts.post(redact(summary.chat_text())):
             context.log.warning(f"failure alert not delivered to the webhook: {problem}")
         if write_error is not None:
             raise write_error

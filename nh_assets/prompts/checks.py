@@ -32,6 +32,7 @@ re-materializing one day never overwrites another day's, and ``check_passed()`` 
 conditions is per partition.
 """
 
+import re
 import warnings
 
 import dagster as dg
@@ -42,6 +43,10 @@ from nh_assets.prompts.sources import GROUNDED_CHECK, judge_grounded, searches
 from nh_assets.registry import PromptSpec
 
 SECTIONS_CHECK = "has_required_sections"
+MODEL_CHECK = "answered_by_row_model"
+# A response's modelVersion may name a pinned version of the model asked: gemini-2.5-flash-001,
+# gemini-2.5-flash-preview-05-20. Another model (flash-lite for flash) is not such a suffix.
+_VERSION_SUFFIX = re.compile(r"-(?:\d{3}|(?:preview|exp)-\d{2}-\d{2})")
 
 
 def _rules_for(spec: PromptSpec) -> list[Rule]:
@@ -103,3 +108,48 @@ def evaluate_checks(spec: PromptSpec, text: str, day: str) -> list[dg.AssetCheck
             )
         )
     return results
+
+
+def answered_by_allowed(spec: PromptSpec, answered_by: str) -> bool:
+    """The row's model, or the fallback its registry row names, possibly as a pinned version."""
+    allowed = [m for m in (spec.model, spec.fallback_model) if m]
+    return any(
+        answered_by == model
+        or (answered_by.startswith(model) and _VERSION_SUFFIX.fullmatch(answered_by[len(model):]) is not None)
+        for model in allowed
+    )
+
+
+def model_check_specs(spec: PromptSpec, *, partitions_def: dg.PartitionsDefinition) -> list[dg.AssetCheckSpec]:
+    """A WARN check on every model row: the main answer came from the row's model (or its fallback).
+
+    Routing or a silent fallback in the CLI can have another model write the answer; the day
+    still publishes, and the check says so."""
+    if not spec.uses_llm:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [
+            dg.AssetCheckSpec(
+                MODEL_CHECK,
+                asset=spec.prompt_id,
+                description="The main answer came from the row's model, or the fallback_model the registry allows.",
+                blocking=False,
+                partitions_def=partitions_def,
+                metadata={"nh.registry_line": spec.line},
+            )
+        ]
+
+
+def model_check_result(spec: PromptSpec, day: str, answered_by: str) -> dg.AssetCheckResult:
+    passed = answered_by_allowed(spec, answered_by)
+    allowed = spec.model + (f" or its fallback {spec.fallback_model}" if spec.fallback_model else "")
+    verdict = f"answered by {answered_by}" + ("" if passed else f", not by {allowed}")
+    return dg.AssetCheckResult(
+        asset_key=spec.prompt_id,
+        check_name=MODEL_CHECK,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{spec.prompt_id} {day}: {verdict}",
+        metadata={"gemini.answered_by": dg.MetadataValue.text(answered_by)},
+    )

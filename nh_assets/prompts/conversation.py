@@ -100,10 +100,14 @@ def converse(
         temperature=spec.temperature,
         thinking_budget=spec.thinking_budget,
         approval_mode=spec.approval_mode,
+        fallback_model=spec.fallback_model,
     )
     for number in range(1, spec.reasks + 2):
         result = gemini.generate(context, prompt=prompt, call=call)
-        answer = Answer(spec.prompt_id, day, result.model, result.demo, result.response, upstream, spec.required_sections)
+        answer = Answer(
+            spec.prompt_id, day, result.model, result.demo, result.response, upstream, spec.required_sections,
+            fallback_from=result.fallback_from,
+        )
         judged = judge_answer(fmt, answer)
         conversation.exchanges.append(Exchange(number, result, judged))
         if not judged.complaints:

@@ -36,7 +36,7 @@ from nh_assets.gemini.failures import FailureKind, GeminiFailure
 from nh_assets.gemini.resource import GeminiCLIResource, combined
 from nh_assets.pools import CLASS_TAG, pool_name
 from nh_assets.prompts.catch_up import catch_up_condition
-from nh_assets.prompts.checks import check_specs_for, evaluate_checks
+from nh_assets.prompts.checks import check_specs_for, evaluate_checks, model_check_result, model_check_specs
 from nh_assets.prompts.conversation import converse
 from nh_assets.prompts.missing_inputs import why_missing
 from nh_assets.prompts.rendering import RENDER_VERSION
@@ -115,7 +115,10 @@ def _build_prompt_asset(
         code_version=code_version(spec, system_prompt),
         partitions_def=partitions_def,
         deps=deps,
-        check_specs=check_specs_for(spec, partitions_def=partitions_def),
+        check_specs=[
+            *check_specs_for(spec, partitions_def=partitions_def),
+            *model_check_specs(spec, partitions_def=partitions_def),
+        ],
         automation_condition=catch_up_condition(spec, partitions_def.timezone),
         pool=pool_name(spec.concurrency_class) if spec.uses_llm else None,
         tags={"nh/wave": spec.wave, "nh/category": spec.category.lower().replace(" ", "_")},
@@ -174,10 +177,11 @@ def _build_prompt_asset(
         )
         # Judged on the bytes just written; a failed blocking check fails the step after the
         # materialization is recorded, so nothing downstream runs on this artifact.
+        checks = evaluate_checks(spec, text, day)
+        if spec.uses_llm:
+            checks.append(model_check_result(spec, day, str(getattr(metadata["gemini.answered_by"], "value", ""))))
         return dg.MaterializeResult(
-            metadata=metadata,
-            data_version=dg.DataVersion(written.sha256),
-            check_results=evaluate_checks(spec, text, day),
+            metadata=metadata, data_version=dg.DataVersion(written.sha256), check_results=checks
         )
 
     return _prompt_asset

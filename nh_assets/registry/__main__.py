@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from nh_assets.registry.load import REGISTRY_ENV_VAR, load_registry
+from nh_assets.registry.quotas import load_quotas, quotas_path
 from nh_assets.registry.spec import PromptSpec, Registry, RegistryError
 from nh_assets.settings import DEFAULT_REGISTRY_PATH, registry_path_from_env
 
@@ -67,10 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         registry = load_registry(args.path or registry_path_from_env())
+        quotas = load_quotas(quotas_path(registry.path))
     except RegistryError as err:
         print(err, file=sys.stderr)
         return EXIT_INVALID
     print(_format_table(registry))
+    if quotas:
+        print(f"quotas: {', '.join(f'{q.model} {q.per_minute}/min {q.per_day}/day' for q in quotas.values())}")
     print(f"OK: {len(registry.prompts)} prompts")
     return 0
 

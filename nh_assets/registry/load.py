@@ -65,12 +65,14 @@ COLUMNS: tuple[str, ...] = (
 )
 # Columns whose cell may be empty; every other cell must hold a value.
 OPTIONAL_COLUMNS: frozenset[str] = frozenset(
-    {"depends_on", "notes", "required_sections", "blocks_publishing", "thinking_budget", "max_reasks"}
+    {"depends_on", "notes", "required_sections", "blocks_publishing", "thinking_budget", "max_reasks", "fallback_model"}
 )
 # Columns a registry may leave out of its header altogether (older registries): they take the
 # defaults of ``PromptSpec`` — no required sections, checks that do not block publishing, the
 # model's own thinking budget, the format's number of re-asks.
-OPTIONAL_HEADER_COLUMNS: tuple[str, ...] = ("required_sections", "blocks_publishing", "thinking_budget", "max_reasks")
+OPTIONAL_HEADER_COLUMNS: tuple[str, ...] = (
+    "required_sections", "blocks_publishing", "thinking_budget", "max_reasks", "fallback_model",
+)
 REGISTRY_ENV_VAR = "NH_REGISTRY"
 
 _ESCAPE_RE = re.compile(r"\\([\\nt])")

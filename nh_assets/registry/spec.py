@@ -144,6 +144,7 @@ class PromptSpec(BaseModel):
     blocks_publishing: bool = False
     thinking_budget: int | None = None
     max_reasks: int | None = None  # None: the format's default (``OutputFormat.default_reasks``)
+    fallback_model: str | None = None  # asked instead when the model's daily quota is spent
     line: int = 0
 
     @field_validator("prompt_id")
@@ -300,6 +301,21 @@ class PromptSpec(BaseModel):
         if value is None or (isinstance(value, str) and not value.strip()):
             return None
         return _number(value, int, 0, MAX_REASKS)
+
+    @field_validator("fallback_model", mode="before")
+    @classmethod
+    def _check_fallback_model(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        value = str(value).strip()
+        model = info.data.get("model")
+        if model == BUILTIN_MODEL:
+            raise ValueError(f"{BUILTIN_MODEL} rows call no model — leave fallback_model empty")
+        if value == BUILTIN_MODEL or not _MODEL_RE.fullmatch(value):
+            raise ValueError(f"{value!r} is not a Gemini model name — write e.g. gemini-2.5-flash-lite")
+        if value == model:
+            raise ValueError(f"the fallback is the row's own model {model} — name another model or leave it empty")
+        return value
 
     def output_path(self, date: str) -> PurePosixPath:
         """The output file for partition `date` (YYYY-MM-DD), relative to the data root."""

@@ -32,7 +32,7 @@ from nh_assets.formats.vocabulary import REPORT_SECTIONS
 from nh_assets.operations.alerts import summarize_failure
 from nh_assets.operations.report_deadline import DEADLINE_JOB_NAME, ON_TIME_CHECK, report_lateness
 from nh_assets.partitions import daily_partitions
-from nh_assets.prompts.checks import SECTIONS_CHECK, check_specs_for, evaluate_checks
+from nh_assets.prompts.checks import MODEL_CHECK, SECTIONS_CHECK, check_specs_for, evaluate_checks
 from nh_assets.prompts.sources import GROUNDED_CHECK
 from nh_assets.settings import load_settings
 from nh_assets_tests.support.fakes import pipeline_env
@@ -247,6 +247,8 @@ def test_a_good_day_records_every_check_for_its_partition(day):
         _key("tag_extractor", TAGS_CHECK),
         _key("site_payload_exporter", PAYLOAD_CHECK),
     }
+    # Every model row also says which model wrote its answer (a WARN check).
+    expected |= {_key(spec.prompt_id, MODEL_CHECK) for spec in day.registry.prompts if spec.uses_llm}
     assert keys == expected
     evaluations = {e.asset_check_key: e for e in day.result.get_asset_check_evaluations() if e.asset_check_key in keys}
     assert set(evaluations) == keys

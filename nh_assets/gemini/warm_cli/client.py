@@ -189,7 +189,9 @@ class WarmCliClient:
         gate = GateLedger(
             requests=Counter(reply["gate"]["requests"]), usage=usage, waited_s=float(reply["gate"]["waited_s"]),
             grounding=Grounding.from_json(reply["gate"].get("grounding")),
+            answered_by=str(reply["gate"].get("answered_by") or ""),
         )
+        gate.seen.finish_reasons.update(reply["gate"].get("finish_reasons") or {})
         warnings = mismatches(usage, quota_usage(reply.get("quota") or {}), admitted=gate.requests)
         if reply.get("stop_reason") not in ("end_turn", None):
             warnings.append(f"the CLI stopped the prompt early: {reply['stop_reason']}")

@@ -38,6 +38,7 @@ from nh_assets.gemini.process_permits import ProcessPermits
 from nh_assets.gemini.rate_gate import GateLedger, permit_taker, summed
 from nh_assets.gemini.rate_limit import SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
+from nh_assets.gemini.service_memory import open_guard
 from nh_assets.gemini.warm_cli import endpoint
 from nh_assets.gemini.warm_cli.auth import session_auth
 from nh_assets.gemini.warm_cli.client import ServiceStart, WarmCliUnavailable
@@ -92,6 +93,11 @@ class WarmCliService:
         )
         self._limiter = SharedRateLimit(store, config.rate_per_minute, config.rate_per_day)
         self._take_permit = permit_taker(self._limiter, _log)
+        # Spent quotas, refused credentials and per-model quotas, shared with every step.
+        self._guard = open_guard(
+            backend=config.rate_limit_backend, rate_limit_db=config.rate_limit_db,
+            postgres_url=config.rate_limit_bucket_url, model_quotas=config.model_quotas, env=env, log=_log,
+        )
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -100,7 +106,7 @@ class WarmCliService:
         try:
             warm = WarmProcess.start(
                 cli=self.start.cli, approval_mode=approval_mode, skip_trust=self.config.skip_trust, env=self._env,
-                cwd=self._cwd, upstreams=self.start.upstreams, take_permit=self._take_permit, permit=permit,
+                cwd=self._cwd, upstreams=self.start.upstreams, take_permit=self._take_permit, permit=permit, guard=self._guard,
                 init_timeout_s=CLI_INIT_TIMEOUT_S, redact=self.redact,
             )
         except BaseException:
@@ -247,6 +253,8 @@ class WarmCliService:
                     "requests": dict(ledger.requests), "waited_s": ledger.waited_s,
                     "usage": {model: entry.as_dict() for model, entry in ledger.usage.items()},
                     "grounding": ledger.grounding.to_json(),
+                    "answered_by": ledger.answered_by,
+                    "finish_reasons": dict(ledger.seen.finish_reasons),
                 },
                 "duration_s": duration,
                 "permit_wait_s": waited,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nh_assets.gemini.process_permits import ProcessPermit, ProcessPermits
-from nh_assets.gemini.rate_gate import RateGate
+from nh_assets.gemini.rate_gate import GateGuard, RateGate
 from nh_assets.gemini.warm_cli.connection import AcpConnection, CliExited
 from nh_assets.process_stat import TICKS_PER_S, process_stat
 
@@ -74,11 +74,12 @@ class WarmProcess:
         upstreams: dict[str, str],
         take_permit: Callable[[], float],
         permit: ProcessPermit,
+        guard: GateGuard | None = None,
         init_timeout_s: float,
         redact: Callable[[str], str],
     ) -> "WarmProcess":
         """Start and initialize; raises what the CLI raised, after ending it and closing its gates."""
-        gates = {name: RateGate(url, take_permit) for name, url in upstreams.items()}
+        gates = {name: RateGate(url, take_permit, guard) for name, url in upstreams.items()}
         args = [cli, "--acp", "--approval-mode", approval_mode, *(["--skip-trust"] if skip_trust else [])]
         child_env = {**env, **{name: gate.url for name, gate in gates.items()}}
         warm = None
