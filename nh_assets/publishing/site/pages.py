@@ -28,6 +28,9 @@ from nh_assets.formats import html_sanitizer
 
 from .day_input import DayInput, Note
 from .html_policy import sanitize_html
+from .svg_charts import line_chart, sparkline, swatch
+from .topics import DEFAULT_ALIASES_PATH, current_topics
+from .trend_pages import history_context, histories, mentions, trends_context
 from nh_assets.publishing.site.markdown_render import plain_text, render_markdown, without_sources_section
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -44,7 +47,10 @@ CSP = (
 
 def _site_version() -> str:
     digest = hashlib.sha256()
-    code = [PACKAGE_DIR / name for name in ("pages.py", "markdown_render.py", "html_policy.py", "day_input.py")]
+    names = ("pages.py", "markdown_render.py", "html_policy.py", "day_input.py")
+    code = [PACKAGE_DIR / name for name in (*names, "topics.py", "trends.py", "trend_pages.py", "svg_charts.py")]
+    if DEFAULT_ALIASES_PATH.is_file():  # the alias table decides which tags are one topic
+        code.append(DEFAULT_ALIASES_PATH)
     # The site's HTML policy is the pipeline's (formats/html_sanitizer.py) with the site's rules on top.
     code.append(Path(html_sanitizer.__file__).resolve())
     for path in sorted([*TEMPLATES.iterdir(), *STATIC.iterdir(), *code]):
@@ -57,6 +63,11 @@ SITE_VERSION = _site_version()
 
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-") or "x"
+
+
+def topic_slug(tag: str) -> str:
+    """The tag page of the topic ``tag`` counts as (``GPUs`` → ``/tags/gpu/``)."""
+    return slug(current_topics().key(tag))
 
 
 def _longdate(day: str) -> str:
@@ -76,8 +87,10 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(slug=slug, longdate=_longdate, duration=_duration, number=lambda n: f"{n:,}")
-    env.globals.update(csp=CSP, asset_version=SITE_VERSION)
+    env.filters.update(
+        slug=slug, topic_slug=topic_slug, longdate=_longdate, duration=_duration, number=lambda n: f"{n:,}"
+    )
+    env.globals.update(csp=CSP, asset_version=SITE_VERSION, line_chart=line_chart, sparkline=sparkline, swatch=swatch)
     return env
 
 
@@ -150,8 +163,8 @@ def day_pages(
     return pages
 
 
-def _listing(prefix: str, days: list[DaySummary], **context: object) -> list[Page]:
-    """``prefix/index.html`` and ``prefix/page/N/index.html``, newest first."""
+def _listing(prefix: str, days: list[DaySummary], history: dict | None = None, **context: object) -> list[Page]:
+    """``prefix/index.html`` and ``prefix/page/N/index.html``, newest first; ``history`` on page 1 only."""
     chunks = [days[i : i + PER_PAGE] for i in range(0, len(days), PER_PAGE)] or [[]]
     base = f"/{prefix}/" if prefix else "/"
     pages = []
@@ -165,7 +178,7 @@ def _listing(prefix: str, days: list[DaySummary], **context: object) -> list[Pag
             "next": f"{base}page/{number + 1}/" if number < len(chunks) else None,
         }
         path = url.lstrip("/") + "index.html"
-        ctx = {**context, "days": chunk, "page": page}
+        ctx = {**context, "days": chunk, "page": page, "history": history if number == 1 else None}
 
         def render(ctx: dict = ctx) -> bytes:
             return _render("listing.html.j2", **ctx)
@@ -174,18 +187,21 @@ def _listing(prefix: str, days: list[DaySummary], **context: object) -> list[Pag
     return pages
 
 
-def _counts(days: Iterable[DaySummary], attr: str) -> list[dict]:
+def _counts(days: Iterable[DaySummary], attr: str, key: Callable[[str], str] = str) -> list[dict]:
     counts: dict[str, int] = {}
     for d in days:
-        for name in getattr(d, attr):
+        for name in {key(n) for n in getattr(d, attr)}:
             counts[name] = counts.get(name, 0) + 1
     return [{"name": n, "count": c} for n, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].casefold()))]
 
 
 def index_pages(days_desc: list[DaySummary], *, site_url: str) -> list[Page]:
     """Home listing, tag and category pages, search, feed, latest, 404 and days.json."""
+    topics = current_topics()
     categories = _counts(days_desc, "categories")
-    tags = _counts(days_desc, "tags")
+    tags = _counts(days_desc, "tags", topics.key)
+    marks = mentions(days_desc, topics)
+    history = histories(marks)
     newest = days_desc[0].date if days_desc else None
     pages = _listing(
         "",
@@ -211,19 +227,23 @@ def index_pages(days_desc: list[DaySummary], *, site_url: str) -> list[Page]:
         )
         by_slug: dict[str, list[DaySummary]] = {}
         names: dict[str, str] = {}
+        key = topics.key if kind == "tags" else str
         for d in days_desc:
-            for name in getattr(d, attr):
+            for name in dict.fromkeys(key(n) for n in getattr(d, attr)):
                 by_slug.setdefault(slug(name), []).append(d)
                 names.setdefault(slug(name), name)
         for term_slug, term_days in by_slug.items():
             heading = f"{'Category' if kind == 'categories' else 'Tag'}: {names[term_slug]}"
+            topic_history = history.get(names[term_slug]) if kind == "tags" else None
             pages += _listing(
                 f"{kind}/{term_slug}",
                 term_days,
+                history=history_context(topic_history) if topic_history else None,
                 heading=heading,
                 show_tools=False,
                 lede=f"{len(term_days)} day{'s' if len(term_days) != 1 else ''}, newest first.",
             )
+    pages.append(_static_page("trends/index.html", "trends.html.j2", trends=trends_context(marks, history)))
     pages.append(_static_page("search/index.html", "search.html.j2", categories=[c["name"] for c in categories]))
     pages.append(_static_page("404.html", "notfound.html.j2"))
     if newest:
