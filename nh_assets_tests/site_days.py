@@ -50,8 +50,16 @@ def days_back(last: date, count: int) -> list[str]:
     return [(last - timedelta(days=count - 1 - i)).isoformat() for i in range(count)]
 
 
-def synthetic_day(day: str, *, extra: str = "", answer: str | None = None, missing: tuple[str, ...] = ()) -> DayInput:
-    """One day's input; ``extra`` lands in the summary, ``answer`` replaces the report's first section body."""
+def synthetic_day(
+    day: str,
+    *,
+    extra: str = "",
+    answer: str | None = None,
+    missing: tuple[str, ...] = (),
+    tags: tuple[str, ...] = (),
+) -> DayInput:
+    """One day's input; ``extra`` lands in the summary, ``answer`` replaces the report's first section body,
+    ``tags`` are planted after the day's six drawn ones."""
     rng = random.Random(day)
     title = f"NeuroHelix Daily Report — {day}"
     summary = (_prose(rng, 3) + (" " + extra if extra else "")).strip()
@@ -66,7 +74,7 @@ def synthetic_day(day: str, *, extra: str = "", answer: str | None = None, missi
         date=day,
         title=title,
         summary=summary,
-        tags=rng.sample(TAGS, 6),
+        tags=rng.sample(TAGS, 6) + list(tags),
         categories=rng.sample(list(TAG_CATEGORIES), 3),
         sections=sections,
         notable_developments=[],

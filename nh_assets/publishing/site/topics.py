@@ -86,7 +86,7 @@ def load_topics(path: Path = DEFAULT_ALIASES_PATH) -> Topics:
                 problems.append(f"{where}: header is {line!r} — the first row must be alias<TAB>topic")
             continue
         if len(cells) != 2:
-            problems.append(f"{where}: {len(cells)} cells — write exactly alias<TAB>topic")
+            problems.append(f"{where}: {len(cells)} cell{'s' * (len(cells) != 1)} — write exactly alias<TAB>topic")
             continue
         alias, topic = spelling_key(cells[0]), spelling_key(cells[1])
         if not alias or not topic:
