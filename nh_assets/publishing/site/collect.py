@@ -4,7 +4,8 @@ Which prompt plays which part on a day page comes from the registry's lineage, n
 the payload is the ``site_payload`` row, the report and tags are what it reads, the dashboard is
 the ``html`` row, research notes are markdown rows that read nothing, and the *analyses* are
 markdown rows that read other outputs but that the report does not read (``continuity_builder``
-and ``meta_project_explorer`` today: readers never saw them before the site).
+and ``meta_project_explorer`` today: readers never saw them before the site), and the morning
+brief is the ``brief`` row (three sentences that open the day, when that row succeeded).
 
 A day is collected again only when Dagster's record of it changed: for every prompt, the latest
 materialization and failure storage ids per partition (two indexed queries per asset, however
@@ -25,6 +26,7 @@ import dagster as dg
 
 from nh_assets.artifacts import strip_front_matter, write_atomic
 from nh_assets.formats import FORMATS
+from nh_assets.formats.brief import brief_sentences
 from nh_assets.registry import PromptSpec, Registry
 
 from .day_input import DAY_FILE, DayInput, DayInputError, Kpis, Note, day_files, parse_payload, write_day
@@ -42,6 +44,7 @@ class SiteRoles:
     report: PromptSpec | None
     tags: PromptSpec | None
     dashboard: PromptSpec | None
+    brief: PromptSpec | None
     notes: tuple[PromptSpec, ...]
     analyses: tuple[PromptSpec, ...]
     prompts: tuple[PromptSpec, ...]
@@ -64,6 +67,7 @@ def site_roles(registry: Registry) -> SiteRoles | None:
         report=report,
         tags=tags,
         dashboard=next((p for p in registry.prompts if FORMATS[p.output_format].kind == "html"), None),
+        brief=next((p for p in registry.prompts if FORMATS[p.output_format].kind == "text"), None),
         notes=tuple(p for p in markdown if not p.depends_on),
         analyses=tuple(p for p in markdown if p.depends_on and p.prompt_id not in read_by_report),
         prompts=tuple(registry.prompts),
@@ -159,12 +163,17 @@ def build_day(
     notes = [_note(spec, path) for spec in roles.notes if (path := present(spec))]
     analyses = [_note(spec, path) for spec in roles.analyses if (path := present(spec))]
     dashboard_path = present(roles.dashboard)
+    # Not counted as missing: the brief opens the day when it exists, and the day is whole without it.
+    brief_path = data_root / roles.brief.output_path(day) if roles.brief else None
     return DayInput(
         date=day,
         payload=payload,
         notes=notes,
         analyses=analyses,
         dashboard_html=_dashboard(dashboard_path) if dashboard_path else None,
+        brief=brief_sentences(brief_path.read_text(encoding="utf-8", errors="replace"))
+        if brief_path and brief_path.is_file()
+        else [],
         kpis=_kpis(instance, roles, records, len(notes)),
         missing_inputs=missing,
     )

@@ -107,11 +107,14 @@ class DaySummary:
     tags: tuple[str, ...]
     categories: tuple[str, ...]
     demo: bool
+    brief: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, day: DayInput) -> DaySummary:
         p = day.payload
-        return cls(day.date, p.title, plain_text(p.summary, 320), tuple(p.tags), tuple(p.categories), p.demo)
+        return cls(
+            day.date, p.title, plain_text(p.summary, 320), tuple(p.tags), tuple(p.categories), p.demo, tuple(day.brief)
+        )
 
 
 @dataclass(frozen=True)
