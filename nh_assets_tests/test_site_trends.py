@@ -82,3 +82,34 @@ def test_a_new_day_rerenders_the_trends_page_and_its_own_topics_only(built):
         f"reports/{new_day}/dashboard/index.html",
         f"reports/{DAYS[-1]}/index.html",  # its "next day" link
     }
+
+
+def test_a_week_page_has_its_briefs_its_rising_topics_and_links_to_its_days(built):
+    paths, _ = built
+    week = "2026-W47"  # Monday 16 to Sunday 22 November; the days end on Friday the 20th
+    page = _text(paths.site_dir / "weeks" / week / "index.html")
+    in_week = [d for d in DAYS if "2026-11-16" <= d <= "2026-11-22"]
+    raw = (paths.site_dir / "weeks" / week / "index.html").read_text()
+    assert re.findall(r'href="/reports/(\d{4}-\d\d-\d\d)/"', raw) == in_week
+    for day in in_week:
+        assert " ".join(read_day(paths.src_dir / f"{day}.json").brief) in page
+    # gpu: 5 days this week (16th–20th), 2 the week before (the 10th and Sunday the 15th).
+    assert "Rising topics: week 2026-W47 against the week before Topic This week Week before Change gpu 5 2 +3" in page
+    assert (paths.site_dir / "weeks" / "2026-W45" / "index.html").is_file()  # every week that has a day
+
+
+def test_the_feed_has_an_entry_per_week_after_its_days(built):
+    paths, _ = built
+    import xml.etree.ElementTree as ET
+
+    atom = {"a": "http://www.w3.org/2005/Atom"}
+    entries = ET.parse(paths.site_dir / "feed.xml").getroot().findall("a:entry", atom)
+    links = [e.find("a:link", atom).get("href") for e in entries]
+    assert links[0] == f"{SITE_URL}/reports/{DAYS[-1]}/"
+    weeks = [link for link in links if "/weeks/" in link]
+    assert weeks == [f"{SITE_URL}/weeks/2026-W{n}/" for n in (47, 46, 45, 44)]
+    week47 = entries[links.index(f"{SITE_URL}/weeks/2026-W47/")]
+    first = read_day(paths.src_dir / f"{DAYS[-1]}.json").brief[0]
+    assert first in week47.find("a:summary", atom).text
+    day_entry = entries[0].find("a:summary", atom).text
+    assert day_entry.startswith(" ".join(read_day(paths.src_dir / f"{DAYS[-1]}.json").brief))

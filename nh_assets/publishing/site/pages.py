@@ -30,7 +30,8 @@ from .day_input import DayInput, Note
 from .html_policy import sanitize_html
 from .svg_charts import line_chart, sparkline, swatch
 from .topics import DEFAULT_ALIASES_PATH, current_topics
-from .trend_pages import history_context, histories, mentions, trends_context
+from .trend_pages import history_context, histories, mentions, trends_context, week_context, weeks_of
+from .trends import iso_week
 from nh_assets.publishing.site.markdown_render import plain_text, render_markdown, without_sources_section
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -88,7 +89,9 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        slug=slug, topic_slug=topic_slug, longdate=_longdate, duration=_duration, number=lambda n: f"{n:,}"
+        isoweek=lambda day: iso_week(date.fromisoformat(day)),
+        slug=slug,
+        topic_slug=topic_slug, longdate=_longdate, duration=_duration, number=lambda n: f"{n:,}"
     )
     env.globals.update(csp=CSP, asset_version=SITE_VERSION, line_chart=line_chart, sparkline=sparkline, swatch=swatch)
     return env
@@ -246,7 +249,12 @@ def index_pages(days_desc: list[DaySummary], *, site_url: str) -> list[Page]:
                 show_tools=False,
                 lede=f"{len(term_days)} day{'s' if len(term_days) != 1 else ''}, newest first.",
             )
-    pages.append(_static_page("trends/index.html", "trends.html.j2", trends=trends_context(marks, history)))
+    weeks = weeks_of(days_desc)
+    pages.append(
+        _static_page("trends/index.html", "trends.html.j2", trends=trends_context(marks, history), weeks=list(weeks)[-8:][::-1])
+    )
+    for week, week_days_ in weeks.items():
+        pages.append(_static_page(f"weeks/{week}/index.html", "week.html.j2", w=week_context(week, week_days_, marks)))
     pages.append(_static_page("search/index.html", "search.html.j2", categories=[c["name"] for c in categories]))
     pages.append(_static_page("404.html", "notfound.html.j2"))
     if newest:
@@ -256,7 +264,7 @@ def index_pages(days_desc: list[DaySummary], *, site_url: str) -> list[Page]:
     updated = f"{newest}T00:00:00Z" if newest else datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     pages.append(
         _static_page(
-            "feed.xml", "feed.xml.j2", days=days_desc[:FEED_ENTRIES], updated=updated, site_url=site_url.rstrip("/")
+            "feed.xml", "feed.xml.j2", entries=_feed_entries(days_desc, weeks), updated=updated, site_url=site_url.rstrip("/")
         )
     )
     days_json = json.dumps([d.date for d in reversed(days_desc)]).encode()
@@ -269,3 +277,21 @@ def index_pages(days_desc: list[DaySummary], *, site_url: str) -> list[Page]:
 
 def _static_page(path: str, template: str, **context: object) -> Page:
     return Page(path, _hash(path, context), lambda: _render(template, **context))
+
+
+def _feed_entries(days_desc: list[DaySummary], weeks: dict[str, list[DaySummary]]) -> list[dict]:
+    """The newest days, and a week entry for each of their weeks, dated by the week's last day."""
+    days = days_desc[:FEED_ENTRIES]
+    entries = [
+        {"title": d.title, "path": f"/reports/{d.date}/", "updated": d.date, "categories": d.categories,
+         "summary": " ".join([*d.brief, d.summary]), "order": 1}
+        for d in days
+    ]
+    for week in dict.fromkeys(iso_week(date.fromisoformat(d.date)) for d in days):
+        in_week = weeks[week]
+        briefs = [f"{d.date}: {d.brief[0]}" for d in in_week if d.brief]
+        entries.append(
+            {"title": f"NeuroHelix week {week}", "path": f"/weeks/{week}/", "updated": in_week[-1].date,
+             "categories": (), "summary": " ".join(briefs) or f"{len(in_week)} daily reports.", "order": 0}
+        )
+    return sorted(entries, key=lambda e: (e["updated"], e["order"]), reverse=True)

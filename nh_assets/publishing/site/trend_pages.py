@@ -11,7 +11,7 @@ from datetime import date
 from typing import Iterable, Protocol, Sequence
 
 from .topics import Topics
-from .trends import WINDOWS, Chart, History, Mention, histories, movers, new_topics, window_chart
+from .trends import WINDOWS, Chart, History, Mention, histories, iso_week, movers, new_topics, week_days, window_chart
 
 
 class Summary(Protocol):
@@ -76,4 +76,34 @@ def history_context(h: History) -> dict:
     }
 
 
-__all__ = ["history_context", "histories", "mentions", "trends_context"]
+__all__ = ["history_context", "histories", "mentions", "trends_context", "week_context", "weeks_of"]
+
+
+class WeekDay(Summary, Protocol):
+    title: str
+    brief: Sequence[str]
+
+
+def weeks_of(days: Iterable[WeekDay]) -> dict[str, list[WeekDay]]:
+    """ISO week → its days, oldest first."""
+    out: dict[str, list[WeekDay]] = {}
+    for d in sorted(days, key=lambda d: d.date):
+        out.setdefault(iso_week(date.fromisoformat(d.date)), []).append(d)
+    return out
+
+
+def week_context(week: str, days: Sequence[WeekDay], marks: Sequence[Mention]) -> dict:
+    """A week page: its days with their briefs, and its topics against the week before.
+
+    Counted over the ISO week (Monday to Sunday), so the page of a finished week never changes
+    again, and a new day re-renders its own week only.
+    """
+    sunday = week_days(week)[-1]
+    rising, _fading = movers(marks, sunday, 7)
+    return {
+        "week": week,
+        "first": week_days(week)[0].isoformat(),
+        "last": sunday.isoformat(),
+        "days": [{"date": d.date, "title": d.title, "brief": list(d.brief)} for d in days],
+        "rising": [_mover(m) for m in rising],
+    }
