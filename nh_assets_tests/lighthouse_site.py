@@ -13,15 +13,12 @@ page and the load average; exits 1 when any score is under ``--min``.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 from datetime import date
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from nh_assets.publishing.site.day_input import write_day
@@ -30,15 +27,11 @@ from nh_assets.publishing.site.trends import iso_week
 from nh_assets.settings import REPO_ROOT, load_settings
 from nh_assets_tests.browser import CHROMIUM
 from nh_assets_tests.site_days import days_back, synthetic_day
+from nh_assets_tests.site_server import serve_site
 from nh_assets_tests.trend_days import planted
 
 CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
 LIGHTHOUSE = REPO_ROOT / "node_modules" / ".bin" / "lighthouse"
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
 
 
 def _scores(url: str, out_dir: Path) -> dict[str, int]:
@@ -71,29 +64,29 @@ def main(argv: list[str] | None = None) -> int:
         for day in days:
             write_day(paths.src_dir, synthetic_day(day, tags=planted(day)))
         build_site(paths, site_url="https://neurohelix.example", pagefind_cli=load_settings({}).pagefind_cli)
-        server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(paths.site_dir.resolve())))
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        origin = f"http://127.0.0.1:{server.server_port}"
-        pages = {
-            "index": "/",
-            "day page": f"/reports/{days[-3]}/",
-            "search (query)": "/search/?q=model",
-            "tag page": "/tags/gpu/",
-            "trends": "/trends/",
-            "week page": f"/weeks/{iso_week(date.fromisoformat(days[-1]))}/",
-        }
-        worst = 100
-        print("load %.2f %.2f %.2f" % os.getloadavg())
-        print(f"{'page':<16}" + "".join(f"{c:>16}" for c in CATEGORIES))
-        try:
-            for name, path in pages.items():
-                scores = _scores(origin + path, Path(tmp))
-                worst = min(worst, *scores.values())
-                print(f"{name:<16}" + "".join(f"{scores[c]:>16}" for c in CATEGORIES), flush=True)
-        finally:
-            server.shutdown()
+        with serve_site(paths.site_dir) as origin:
+            worst = _score_pages(origin, days, Path(tmp))
     print(f"lowest score {worst} (goal >= {args.min})")
     return 0 if worst >= args.min else 1
+
+
+def _score_pages(origin: str, days: list[str], tmp: Path) -> int:
+    pages = {
+        "index": "/",
+        "day page": f"/reports/{days[-3]}/",
+        "search (query)": "/search/?q=model",
+        "tag page": "/tags/gpu/",
+        "trends": "/trends/",
+        "week page": f"/weeks/{iso_week(date.fromisoformat(days[-1]))}/",
+    }
+    worst = 100
+    print("load %.2f %.2f %.2f" % os.getloadavg())
+    print(f"{'page':<16}" + "".join(f"{c:>16}" for c in CATEGORIES))
+    for name, path in pages.items():
+        scores = _scores(origin + path, tmp)
+        worst = min(worst, *scores.values())
+        print(f"{name:<16}" + "".join(f"{scores[c]:>16}" for c in CATEGORIES), flush=True)
+    return worst
 
 
 if __name__ == "__main__":

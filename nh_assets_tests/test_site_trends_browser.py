@@ -8,11 +8,8 @@ days' own tags, and each chart's lines with its table.
 
 from __future__ import annotations
 
-import functools
 import re
-import threading
 from datetime import date, timedelta
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -23,14 +20,10 @@ from nh_assets.publishing.site.topics import load_topics
 from nh_assets.publishing.site.trends import iso_week
 from nh_assets.settings import load_settings
 from nh_assets_tests.browser import chromium_context
+from nh_assets_tests.site_server import serve_site
 from nh_assets_tests.trend_days import DAYS, NEW_DAYS, NEW_TOPIC, RISING_BEFORE, write_trend_days
 
 pytestmark = pytest.mark.browser
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +32,8 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     paths = SitePaths(site_dir=base / "site", src_dir=base / "site_src")
     write_trend_days(paths.src_dir)
     build_site(paths, site_url="https://neurohelix.example", pagefind_cli=load_settings({}).pagefind_cli)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(paths.site_dir.resolve())))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", paths
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_site(paths.site_dir) as origin:
+        yield origin, paths
 
 
 @pytest.fixture(scope="module")
