@@ -3,7 +3,8 @@
     .venv/bin/python -m benchmarks.site [--days 1100]
 
 Writes DAYS synthetic days (three years at the default) under a temporary directory, then
-prints: the full build time, a one-day incremental build time (one day's copy changed), what a
+prints: the full build time, a one-day incremental build time (one day's copy changed), a
+new-day build time (one day added: the trends page moves), what a
 visitor downloads for one search query (every /pagefind/ response, measured in headless
 Chromium against a loopback server), and the size of the build. The load average is printed
 before each figure: on a shared 2-core machine it explains most of the spread.
@@ -17,7 +18,7 @@ import os
 import tempfile
 import threading
 import time
-from datetime import date
+from datetime import date, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from nh_assets_tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 from nh_assets_tests.support.site_days import days_back, synthetic_day
 
 PLANTED = "quetzalcoatlus"
+# The same benchmark before the trends, week pages and brief (1,100 days, issue 21).
+BEFORE_S = {"full": 20.6, "incremental": 5.6}
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -82,16 +85,25 @@ def main() -> None:
         print(f"[{_load()}] full build ...")
         full = build_site(paths, site_url="https://neurohelix.example", pagefind_cli=pagefind, full=True)
         print(
-            f"full build: {full.duration_s:.1f}s ({full.pages_rendered} pages rendered, search index "
-            f"{full.search.duration_s:.1f}s for {full.search.pages} pages)"
+            f"full build: {full.duration_s:.1f}s (before the trends: {BEFORE_S['full']}s; {full.pages_rendered} pages "
+            f"rendered, search index {full.search.duration_s:.1f}s for {full.search.pages} pages)"
         )
 
         write_day(paths.src_dir, synthetic_day(days[-10], extra="incremental change"))
         print(f"[{_load()}] one-day incremental build ...")
         one = build_site(paths, site_url="https://neurohelix.example", pagefind_cli=pagefind)
         print(
-            f"one-day incremental build: {one.duration_s:.1f}s ({one.pages_rendered} rendered, {one.pages_kept} "
-            f"kept, search index {one.search.duration_s:.1f}s)"
+            f"one-day incremental build: {one.duration_s:.1f}s (before the trends: {BEFORE_S['incremental']}s; "
+            f"{one.pages_rendered} rendered, {one.pages_kept} kept, search index {one.search.duration_s:.1f}s)"
+        )
+        # A new day moves every trend window: the trends page, its week and its topics' tag pages follow.
+        new_day = (date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat()
+        write_day(paths.src_dir, synthetic_day(new_day))
+        print(f"[{_load()}] new-day build ...")
+        added = build_site(paths, site_url="https://neurohelix.example", pagefind_cli=pagefind)
+        print(
+            f"new-day build: {added.duration_s:.1f}s ({added.pages_rendered} rendered, {added.pages_kept} kept, "
+            f"search index {added.search.duration_s:.1f}s)"
         )
 
         print(f"[{_load()}] search in Chromium ...")

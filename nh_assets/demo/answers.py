@@ -20,6 +20,7 @@ _PROMPT_ID_RE = re.compile(r"^[ \t]*NEUROHELIX PROMPT:[ \t]*(?P<v>\S[^\r\n]*?)[ 
 _FORMAT_RE = re.compile(r"^[ \t]*RESPONSE FORMAT:[ \t]*(?P<v>[A-Za-z]+)[ \t]*$", re.M)
 _CATEGORIES_RE = re.compile(r"^[ \t]*ALLOWED CATEGORIES:[ \t]*(?P<v>[^\r\n]*)$", re.M)
 _SECTIONS_RE = re.compile(r"^[ \t]*REQUIRED SECTIONS:[ \t]*$", re.M)
+_SENTENCES_RE = re.compile(r"^[ \t]*SENTENCES:[ \t]*(?P<v>[^\r\n]*)$", re.M)
 
 _FILLER = [
     "This paragraph stands in for real analysis of {pid}; no model was called.",
@@ -48,14 +49,14 @@ def parse_prompt_contract(prompt: str) -> dict[str, Any]:
     the renderer writes its header before any pasted source material, and the
     CLI's ``<session_context>`` part carries no markers).
 
-    Returns ``{"prompt_id", "format", "sections", "categories"}``; missing
+    Returns ``{"prompt_id", "format", "sections", "categories", "sentences"}``; missing
     markers give ``prompt_id="unlabelled-prompt"``, ``format="markdown"``.
     """
     m = _PROMPT_ID_RE.search(prompt)
     prompt_id = m.group("v") if m else "unlabelled-prompt"
     m = _FORMAT_RE.search(prompt)
     fmt = m.group("v").lower() if m else "markdown"
-    if fmt not in ("markdown", "json", "html"):
+    if fmt not in ("markdown", "json", "html", "text"):
         fmt = "markdown"
 
     sections: list[str] = []
@@ -76,7 +77,15 @@ def parse_prompt_contract(prompt: str) -> dict[str, Any]:
     m = _CATEGORIES_RE.search(prompt)
     if m:
         categories = [c.strip() for c in m.group("v").split(",") if c.strip()]
-    return {"prompt_id": prompt_id, "format": fmt, "sections": sections, "categories": categories}
+    m = _SENTENCES_RE.search(prompt)
+    sentences = [part.strip() for part in m.group("v").split(";") if part.strip()] if m else []
+    return {
+        "prompt_id": prompt_id,
+        "format": fmt,
+        "sections": sections,
+        "categories": categories,
+        "sentences": sentences,
+    }
 
 
 def _seed(text: str) -> int:
@@ -109,6 +118,14 @@ def render_fake_response(prompt: str) -> str:
     if c["format"] == "json":
         payload = {"tags": _tags(pid), "categories": c["categories"][:4]}
         return "```json\n" + json.dumps(payload, indent=2) + "\n```"
+    if c["format"] == "text":
+        # Plain prose, one sentence per part the prompt asks for (three for the morning brief).
+        parts = c["sentences"] or ["the answer"]
+        return " ".join(
+            f"{part[0].upper()}{part[1:]} for {pid} is a placeholder written by the NeuroHelix fake Gemini, "
+            "not by a model."
+            for part in parts
+        )
     if c["format"] == "html":
         esc = html.escape(pid)
         items = "".join(f"<li>{html.escape(b)}</li>" for b in _bullets(pid, "html"))

@@ -18,13 +18,14 @@ from nh_assets.formats.base import (
     StructuredOutputError,
     Verdict,
 )
+from nh_assets.formats.brief import BRIEF
 from nh_assets.formats.html import HTML
 from nh_assets.formats.markdown import MARKDOWN
 from nh_assets.formats.site_payload import SITE_PAYLOAD
 from nh_assets.formats.tags_json import TAGS_JSON
 
 FORMATS: Mapping[str, OutputFormat] = MappingProxyType(
-    {fmt.name: fmt for fmt in (MARKDOWN, TAGS_JSON, HTML, SITE_PAYLOAD)}
+    {fmt.name: fmt for fmt in (MARKDOWN, TAGS_JSON, HTML, SITE_PAYLOAD, BRIEF)}
 )
 
 __all__ = [

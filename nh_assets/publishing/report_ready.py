@@ -1,8 +1,9 @@
 """The "report ready" message (the old notify.sh): which days readers have not been told about.
 
 When the site has been deployed (or built, when there is no Cloudflare token), the alert webhook
-hears about the newest day whose content changed since the last message: its title, summary and
-link, plus how many other days changed with it (a backfill is one message, not a hundred).
+hears about the newest day whose content changed since the last message: its title, its morning
+brief (the summary when the brief failed) and link, plus how many other days changed with it (a
+backfill is one message, not a hundred).
 ``_notified.json`` beside the day copies remembers the hash of each day as last announced, so a
 message is sent once per change however many builds happen between deployments.
 """
@@ -52,10 +53,9 @@ def mark_told(src_dir: Path, pending: Pending) -> None:
 
 def report_ready_text(day: DayInput, *, link: str, others: int, deployed: bool) -> str:
     where = "published" if deployed else "built locally (not deployed: no CLOUDFLARE_API_TOKEN)"
-    lines = [
-        f"NeuroHelix report ready — {day.payload.title} ({where})",
-        plain_text(day.payload.summary, SUMMARY_CHARS),
-    ]
+    # The morning brief is the message when the day has one: three sentences fit a phone's preview.
+    text = " ".join(day.brief) if day.brief else plain_text(day.payload.summary, SUMMARY_CHARS)
+    lines = [f"NeuroHelix report ready — {day.payload.title} ({where})", text]
     if day.all_missing():
         lines.append(f"Incomplete: missing {', '.join(day.all_missing())}")
     lines.append(link)

@@ -100,3 +100,12 @@ def test_the_site_benchmark_prints_its_builds_and_the_search_payload(tmp_path):
     _figure(rf"one-day incremental build: {NUMBER}s \((\d+) rendered", out)
     size, requests = _figure(rf"search payload for one query \(.*?\): {NUMBER} KB in (\d+) requests", out)
     assert size > 0 and requests > 0
+
+
+@pytest.mark.browser
+def test_the_lighthouse_script_scores_every_page_in_every_category(tmp_path):
+    out = _bench("lighthouse", "--days", "2", "--min", "0", tmp_path=tmp_path)
+    pages = ["index", "day page", "search (query)", "tag page", "trends", "week page"]
+    scores = [_figure(rf"(?m)^{re.escape(page)}\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$", out) for page in pages]
+    assert all(0 <= score <= 100 for row in scores for score in row), scores
+    assert _figure(r"lowest score (\d+) \(goal >= 0\)", out) == [min(min(row) for row in scores)]

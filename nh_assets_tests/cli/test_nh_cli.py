@@ -185,7 +185,7 @@ def test_run_wait_then_status_json_matches_the_instance(stack):
     assert "SUCCESS" in ran.stderr  # the progress display's last line
 
     status = nh("status", day, "--json", env=env, cwd=cwd)
-    assert status.returncode == exit_codes.RUN_FAILED  # 2 of 22 prompts: the day is incomplete
+    assert status.returncode == exit_codes.RUN_FAILED  # 2 of 23 prompts: the day is incomplete
     document = json.loads(status.stdout)
     assert document["day"] == day and not document["complete"]
     by_asset = {a["asset"]: a for a in document["assets"]}
@@ -208,7 +208,7 @@ def test_run_wait_then_status_json_matches_the_instance(stack):
             assert shown["code_version"] == record.asset_materialization.tags["dagster/code_version"]
             assert shown["code_version"] == shown["current_code_version"]
     human = nh("status", day, env=env, cwd=cwd)
-    assert human.returncode == exit_codes.RUN_FAILED and "incomplete (20 missing)" in human.stdout
+    assert human.returncode == exit_codes.RUN_FAILED and "incomplete (21 missing)" in human.stdout
 
 
 def test_a_failed_run_exits_20_with_its_cause_in_one_line(stack):

@@ -150,7 +150,7 @@ def test_count_tokens_404_and_contract_parsing(fake_gemini_api: FakeGeminiAPI) -
     assert status == 404 and err["code"] == 404 and err["status"] == "NOT_FOUND" and err["message"]
     assert [r["status"] for r in fake_gemini_api.requests] == [200, 404]
     assert parse_prompt_contract("no markers") == {
-        "prompt_id": "unlabelled-prompt", "format": "markdown", "sections": [], "categories": []}
+        "prompt_id": "unlabelled-prompt", "format": "markdown", "sections": [], "categories": [], "sentences": []}
     generic = render_fake_response("NEUROHELIX PROMPT: p1\nRESPONSE FORMAT: markdown\n")
     # the header wins over markers inside pasted source material
     c = parse_prompt_contract(JSON_PROMPT + "\n=== SOURCE 1 ===\nNEUROHELIX PROMPT: other\nRESPONSE FORMAT: html\n")

@@ -41,7 +41,7 @@ DAY1, DAY2 = "2026-11-21", "2026-11-22"
 FAILING, REFUSING = "developer_tools", "prompt_engineering"
 HELD_BACK = {
     "concept_synthesizer", "novelty_filter", "cross_domain_insight", "visualization_prompt", "narrative_mode",
-    "daily_aggregator", "tag_extractor", "dashboard_renderer", "site_payload_exporter",
+    "daily_aggregator", "tag_extractor", "dashboard_renderer", "site_payload_exporter", "morning_brief",
     "continuity_builder", "meta_project_explorer",  # held back in the run: it orders steps by asset key
 }
 NOON = datetime(2026, 11, 22, 12, tzinfo=timezone.utc)

@@ -24,6 +24,7 @@ import nh_assets.operations.report_deadline as deadline_module
 from nh_assets.artifacts import with_front_matter
 from nh_assets.definitions import DAILY_JOB_NAME, build_definitions
 from nh_assets.formats import FORMATS, Verdict
+from nh_assets.formats.brief import BRIEF_CHECK
 from nh_assets.formats.cleanliness import CLEAN_CHECK
 from nh_assets.formats.markdown import judge_sections
 from nh_assets.formats.site_payload import PAYLOAD_CHECK, build_site_payload, judge_payload
@@ -246,6 +247,7 @@ def test_a_good_day_records_every_check_for_its_partition(day):
         _key("daily_aggregator", SECTIONS_CHECK),
         _key("tag_extractor", TAGS_CHECK),
         _key("site_payload_exporter", PAYLOAD_CHECK),
+        _key("morning_brief", BRIEF_CHECK),
     }
     # Every model row also says which model wrote its answer (a WARN check).
     expected |= {_key(spec.prompt_id, MODEL_CHECK) for spec in day.registry.prompts if spec.uses_llm}

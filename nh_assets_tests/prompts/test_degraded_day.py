@@ -28,7 +28,7 @@ FAILING = "developer_tools"
 # and the two rows that read past reports: a run orders steps by asset key, whatever the day.
 HELD_BACK = {
     "concept_synthesizer", "novelty_filter", "cross_domain_insight", "visualization_prompt", "narrative_mode",
-    "daily_aggregator", "tag_extractor", "dashboard_renderer", "site_payload_exporter",
+    "daily_aggregator", "tag_extractor", "dashboard_renderer", "site_payload_exporter", "morning_brief",
     "continuity_builder", "meta_project_explorer",
 }
 NOON = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)  # DAY is the latest partition then

@@ -189,3 +189,23 @@ def test_keyboard_users_can_skip_to_the_content(watched):
     assert watched.page.evaluate("() => document.activeElement.id") == "content"
     assert watched.page.locator("header[role=banner], main, footer[role=contentinfo], nav").count() >= 4
     watched.assert_clean()
+
+
+LAYOUT_SHIFT = """() => new Promise((resolve) => {
+  let total = 0;
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if (!e.hadRecentInput) total += e.value;
+  }).observe({ type: "layout-shift", buffered: true });
+  setTimeout(() => resolve(total), 500);
+})"""
+
+
+def test_search_results_arriving_do_not_move_the_page(watched):
+    # Lighthouse's cumulative layout shift, read from the browser's own layout-shift entries, on
+    # the phone-sized viewport Lighthouse emulates (where results once shifted the page by 0.65).
+    watched.page.set_viewport_size({"width": 412, "height": 823})
+    watched.goto("/search/?q=model")
+    watched.page.get_by_role("status").filter(has_text="mention").wait_for()
+    assert watched.page.locator("#search-results li").count() > 1
+    assert watched.page.evaluate(LAYOUT_SHIFT) <= 0.1
+    watched.assert_clean()

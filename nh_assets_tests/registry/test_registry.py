@@ -94,14 +94,14 @@ def shipped() -> Registry:
 
 
 @pytest.mark.fast
-def test_shipped_registry_has_the_22_prompts_in_wave_order(shipped: Registry) -> None:
-    assert len(shipped.prompts) == 22
-    assert len(set(ids(shipped))) == 22
+def test_shipped_registry_has_the_23_prompts_in_wave_order(shipped: Registry) -> None:
+    assert len(shipped.prompts) == 23
+    assert len(set(ids(shipped))) == 23
     wave_index = [WAVES.index(spec.wave) for spec in shipped.prompts]
     assert wave_index == sorted(wave_index)
     by_wave = waves(shipped)
     assert list(by_wave) == list(WAVES)
-    assert [len(by_wave[w]) for w in WAVES] == [18, 1, 1, 1, 1]
+    assert [len(by_wave[w]) for w in WAVES] == [18, 1, 2, 1, 1]
 
 
 @pytest.mark.fast
@@ -215,14 +215,14 @@ def test_cli_accepts_shipped_registry_with_table() -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["id", "wave", "class", "model", "depends_on", "output"]
     assert any(line.startswith("novelty_filter ") and "concept_synthesizer@-1" in line for line in lines)
-    assert lines[-1] == "OK: 22 prompts"
+    assert lines[-1] == "OK: 23 prompts"
 
 
 @pytest.mark.dagster
 def test_cli_defaults_to_the_shipped_registry() -> None:
     result = _run_cli("validate")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "OK: 22 prompts"
+    assert result.stdout.splitlines()[-1] == "OK: 23 prompts"
 
 
 @pytest.mark.dagster

@@ -1,7 +1,7 @@
 """Synthetic site days for the site's tests and benchmark: realistic sizes, deterministic words.
 
 Each day gets a report with the real section headings, ten research notes with sources, the two
-analyses and a dashboard, at roughly the sizes the pipeline produces (a report of ~6 KB, notes of
+analyses, a dashboard and a three-sentence morning brief, at roughly the sizes the pipeline produces (a report of ~6 KB, notes of
 ~2 KB each). Words come from a fixed vocabulary shuffled by the day, so full-text search has
 something to find, and a test can plant a word in exactly one day.
 """
@@ -50,8 +50,16 @@ def days_back(last: date, count: int) -> list[str]:
     return [(last - timedelta(days=count - 1 - i)).isoformat() for i in range(count)]
 
 
-def synthetic_day(day: str, *, extra: str = "", answer: str | None = None, missing: tuple[str, ...] = ()) -> DayInput:
-    """One day's input; ``extra`` lands in the summary, ``answer`` replaces the report's first section body."""
+def synthetic_day(
+    day: str,
+    *,
+    extra: str = "",
+    answer: str | None = None,
+    missing: tuple[str, ...] = (),
+    tags: tuple[str, ...] = (),
+) -> DayInput:
+    """One day's input; ``extra`` lands in the summary, ``answer`` replaces the report's first section body,
+    ``tags`` are planted after the day's six drawn ones."""
     rng = random.Random(day)
     title = f"NeuroHelix Daily Report — {day}"
     summary = (_prose(rng, 3) + (" " + extra if extra else "")).strip()
@@ -66,7 +74,7 @@ def synthetic_day(day: str, *, extra: str = "", answer: str | None = None, missi
         date=day,
         title=title,
         summary=summary,
-        tags=rng.sample(TAGS, 6),
+        tags=rng.sample(TAGS, 6) + list(tags),
         categories=rng.sample(list(TAG_CATEGORIES), 3),
         sections=sections,
         notable_developments=[],
@@ -90,8 +98,10 @@ def synthetic_day(day: str, *, extra: str = "", answer: str | None = None, missi
         Note(prompt_id=pid, title=t, category="Ideation", markdown=f"## Themes\n\n{_prose(rng, 6)}")
         for pid, t in (("continuity_builder", "Continuity Builder"), ("meta_project_explorer", "Meta Project Explorer"))
     ]
+    brief = [f"Theme of {day}: {_prose(rng, 1)}", f"Signal: {_prose(rng, 1)}", f"Shift: {_prose(rng, 1)}"]
     return DayInput(
         date=day,
+        brief=brief,
         payload=payload,
         notes=notes,
         analyses=analyses,

@@ -12,6 +12,8 @@ of our validators: it writes what real models were seen to write when a day went
   without tools: four requests, their whitespace concatenated, exit 0), so whatever it re-requests,
   one whole CLI call ends empty;
 - ``ethics_alignment``: first a refusal, then a good one;
+- ``morning_brief``: four sentences (a fourth "one more thing") until the prompt says its previous
+  answer was rejected, then the three it was asked for;
 - ``always_refuses`` (a prompt id): a refusal every time;
 - ``always_fails`` (a prompt id): HTTP 400 on every request.
 
@@ -30,6 +32,7 @@ from nh_assets.demo.answers import parse_prompt_contract, render_fake_response
 from nh_assets.demo.api import FakeGeminiAPI
 
 REFUSAL = "I'm sorry, but I can't help with that request."
+ONE_MORE_THING = "One more thing worth watching is the pace of open releases."
 DROPPED_SECTION = "Hardware Landscape"
 
 
@@ -87,6 +90,8 @@ class SloppyModel(FakeGeminiAPI):
         # (four requests without tools, fewer after a search), one whole CLI call ends empty.
         if prompt_id == "hardware_compute" and "YOUR PREVIOUS ANSWER WAS REJECTED" not in prompt:
             return "  \n\n "
+        if prompt_id == "morning_brief" and "YOUR PREVIOUS ANSWER WAS REJECTED" not in prompt:
+            return render_fake_response(prompt) + " " + ONE_MORE_THING
         if prompt_id == self.always_refuses or (prompt_id == "ethics_alignment" and attempt == 1):
             return REFUSAL
         return render_fake_response(prompt)

@@ -4,7 +4,8 @@ Which prompt plays which part on a day page comes from the registry's lineage, n
 the payload is the ``site_payload`` row, the report and tags are what it reads, the dashboard is
 the ``html`` row, research notes are markdown rows that read nothing, and the *analyses* are
 markdown rows that read other outputs but that the report does not read (``continuity_builder``
-and ``meta_project_explorer`` today).
+and ``meta_project_explorer`` today: readers never saw them before the site), and the morning
+brief is the ``brief`` row (three sentences that open the day, when that row succeeded).
 
 A day is collected again only when Dagster's record of it changed: for every prompt, the latest
 materialization and failure storage ids per partition (two indexed queries per asset, however
@@ -25,6 +26,7 @@ import dagster as dg
 
 from nh_assets.artifacts import strip_front_matter, write_atomic
 from nh_assets.formats import FORMATS
+from nh_assets.formats.brief import brief_sentences
 from nh_assets.prompts.sources import read_sources
 from nh_assets.registry import PromptSpec, Registry
 
@@ -46,6 +48,7 @@ class SiteRoles:
     report: PromptSpec | None
     tags: PromptSpec | None
     dashboard: PromptSpec | None
+    brief: PromptSpec | None
     notes: tuple[PromptSpec, ...]
     analyses: tuple[PromptSpec, ...]
     prompts: tuple[PromptSpec, ...]
@@ -68,6 +71,7 @@ def site_roles(registry: Registry) -> SiteRoles | None:
         report=report,
         tags=tags,
         dashboard=next((p for p in registry.prompts if FORMATS[p.output_format].kind == "html"), None),
+        brief=next((p for p in registry.prompts if FORMATS[p.output_format].kind == "text"), None),
         notes=tuple(p for p in markdown if not p.depends_on),
         analyses=tuple(p for p in markdown if p.depends_on and p.prompt_id not in read_by_report),
         prompts=tuple(registry.prompts),
@@ -188,12 +192,17 @@ def build_day(
     dashboard_html = _dashboard(dashboard_path, links) if dashboard_path else None
     kpis = _kpis(instance, roles, records, len(notes))
     kpis.sources_grounded, kpis.sources_unverified, kpis.sources_dead = links.counts()
+    # Not counted as missing: the brief opens the day when it exists, and the day is whole without it.
+    brief_path = data_root / roles.brief.output_path(day) if roles.brief else None
     return DayInput(
         date=day,
         payload=payload,
         notes=notes,
         analyses=analyses,
         dashboard_html=dashboard_html,
+        brief=brief_sentences(brief_path.read_text(encoding="utf-8", errors="replace"))
+        if brief_path and brief_path.is_file()
+        else [],
         kpis=kpis,
         missing_inputs=missing,
     )

@@ -85,6 +85,7 @@ class DayInput(BaseModel):
     notes: list[Note] = Field(default_factory=list)
     analyses: list[Note] = Field(default_factory=list)
     dashboard_html: str | None = None
+    brief: list[str] = Field(default_factory=list)  # the morning brief's three sentences, when it succeeded
     kpis: Kpis = Field(default_factory=Kpis)
     missing_inputs: list[str] = Field(default_factory=list)
 

@@ -28,6 +28,10 @@ from nh_assets.formats import html_sanitizer
 
 from .day_input import DayInput, Note
 from .html_policy import sanitize_html
+from .svg_charts import line_chart, sparkline, swatch
+from .topics import DEFAULT_ALIASES_PATH, current_topics
+from .trend_pages import history_context, histories, mentions, trends_context, week_context, weeks_of
+from .trends import iso_week
 from nh_assets.publishing.site.markdown_render import plain_text, render_markdown, without_sources_section
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -44,7 +48,10 @@ CSP = (
 
 def _site_version() -> str:
     digest = hashlib.sha256()
-    code = [PACKAGE_DIR / name for name in ("pages.py", "markdown_render.py", "html_policy.py", "day_input.py")]
+    names = ("pages.py", "markdown_render.py", "html_policy.py", "day_input.py")
+    code = [PACKAGE_DIR / name for name in (*names, "topics.py", "trends.py", "trend_pages.py", "svg_charts.py")]
+    if DEFAULT_ALIASES_PATH.is_file():  # the alias table decides which tags are one topic
+        code.append(DEFAULT_ALIASES_PATH)
     # The site's HTML policy is the pipeline's (formats/html_sanitizer.py) with the site's rules on top.
     code.append(Path(html_sanitizer.__file__).resolve())
     for path in sorted([*TEMPLATES.iterdir(), *STATIC.iterdir(), *code]):
@@ -57,6 +64,11 @@ SITE_VERSION = _site_version()
 
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-") or "x"
+
+
+def topic_slug(tag: str) -> str:
+    """The tag page of the topic ``tag`` counts as (``GPUs`` → ``/tags/gpu/``)."""
+    return slug(current_topics().key(tag))
 
 
 def _longdate(day: str) -> str:
@@ -76,8 +88,12 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(slug=slug, longdate=_longdate, duration=_duration, number=lambda n: f"{n:,}")
-    env.globals.update(csp=CSP, asset_version=SITE_VERSION)
+    env.filters.update(
+        isoweek=lambda day: iso_week(date.fromisoformat(day)),
+        slug=slug,
+        topic_slug=topic_slug, longdate=_longdate, duration=_duration, number=lambda n: f"{n:,}"
+    )
+    env.globals.update(csp=CSP, asset_version=SITE_VERSION, line_chart=line_chart, sparkline=sparkline, swatch=swatch)
     return env
 
 
@@ -94,11 +110,14 @@ class DaySummary:
     tags: tuple[str, ...]
     categories: tuple[str, ...]
     demo: bool
+    brief: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, day: DayInput) -> DaySummary:
         p = day.payload
-        return cls(day.date, p.title, plain_text(p.summary, 320), tuple(p.tags), tuple(p.categories), p.demo)
+        return cls(
+            day.date, p.title, plain_text(p.summary, 320), tuple(p.tags), tuple(p.categories), p.demo, tuple(day.brief)
+        )
 
 
 @dataclass(frozen=True)
@@ -150,8 +169,8 @@ def day_pages(
     return pages
 
 
-def _listing(prefix: str, days: list[DaySummary], **context: object) -> list[Page]:
-    """``prefix/index.html`` and ``prefix/page/N/index.html``, newest first."""
+def _listing(prefix: str, days: list[DaySummary], history: dict | None = None, **context: object) -> list[Page]:
+    """``prefix/index.html`` and ``prefix/page/N/index.html``, newest first; ``history`` on page 1 only."""
     chunks = [days[i : i + PER_PAGE] for i in range(0, len(days), PER_PAGE)] or [[]]
     base = f"/{prefix}/" if prefix else "/"
     pages = []
@@ -165,7 +184,7 @@ def _listing(prefix: str, days: list[DaySummary], **context: object) -> list[Pag
             "next": f"{base}page/{number + 1}/" if number < len(chunks) else None,
         }
         path = url.lstrip("/") + "index.html"
-        ctx = {**context, "days": chunk, "page": page}
+        ctx = {**context, "days": chunk, "page": page, "history": history if number == 1 else None}
 
         def render(ctx: dict = ctx) -> bytes:
             return _render("listing.html.j2", **ctx)
@@ -174,18 +193,21 @@ def _listing(prefix: str, days: list[DaySummary], **context: object) -> list[Pag
     return pages
 
 
-def _counts(days: Iterable[DaySummary], attr: str) -> list[dict]:
+def _counts(days: Iterable[DaySummary], attr: str, key: Callable[[str], str] = str) -> list[dict]:
     counts: dict[str, int] = {}
     for d in days:
-        for name in getattr(d, attr):
+        for name in {key(n) for n in getattr(d, attr)}:
             counts[name] = counts.get(name, 0) + 1
     return [{"name": n, "count": c} for n, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].casefold()))]
 
 
 def index_pages(days_desc: list[DaySummary], *, site_url: str) -> list[Page]:
     """Home listing, tag and category pages, search, feed, latest, 404 and days.json."""
+    topics = current_topics()
     categories = _counts(days_desc, "categories")
-    tags = _counts(days_desc, "tags")
+    tags = _counts(days_desc, "tags", topics.key)
+    marks = mentions(days_desc, topics)
+    history = histories(marks)
     newest = days_desc[0].date if days_desc else None
     pages = _listing(
         "",
@@ -211,19 +233,28 @@ def index_pages(days_desc: list[DaySummary], *, site_url: str) -> list[Page]:
         )
         by_slug: dict[str, list[DaySummary]] = {}
         names: dict[str, str] = {}
+        key = topics.key if kind == "tags" else str
         for d in days_desc:
-            for name in getattr(d, attr):
+            for name in dict.fromkeys(key(n) for n in getattr(d, attr)):
                 by_slug.setdefault(slug(name), []).append(d)
                 names.setdefault(slug(name), name)
         for term_slug, term_days in by_slug.items():
             heading = f"{'Category' if kind == 'categories' else 'Tag'}: {names[term_slug]}"
+            topic_history = history.get(names[term_slug]) if kind == "tags" else None
             pages += _listing(
                 f"{kind}/{term_slug}",
                 term_days,
+                history=history_context(topic_history) if topic_history else None,
                 heading=heading,
                 show_tools=False,
                 lede=f"{len(term_days)} day{'s' if len(term_days) != 1 else ''}, newest first.",
             )
+    weeks = weeks_of(days_desc)
+    pages.append(
+        _static_page("trends/index.html", "trends.html.j2", trends=trends_context(marks, history), weeks=list(weeks)[-8:][::-1])
+    )
+    for week, week_days_ in weeks.items():
+        pages.append(_static_page(f"weeks/{week}/index.html", "week.html.j2", w=week_context(week, week_days_, marks)))
     pages.append(_static_page("search/index.html", "search.html.j2", categories=[c["name"] for c in categories]))
     pages.append(_static_page("404.html", "notfound.html.j2"))
     if newest:
@@ -233,7 +264,7 @@ def index_pages(days_desc: list[DaySummary], *, site_url: str) -> list[Page]:
     updated = f"{newest}T00:00:00Z" if newest else datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     pages.append(
         _static_page(
-            "feed.xml", "feed.xml.j2", days=days_desc[:FEED_ENTRIES], updated=updated, site_url=site_url.rstrip("/")
+            "feed.xml", "feed.xml.j2", entries=_feed_entries(days_desc, weeks), updated=updated, site_url=site_url.rstrip("/")
         )
     )
     days_json = json.dumps([d.date for d in reversed(days_desc)]).encode()
@@ -246,3 +277,21 @@ def index_pages(days_desc: list[DaySummary], *, site_url: str) -> list[Page]:
 
 def _static_page(path: str, template: str, **context: object) -> Page:
     return Page(path, _hash(path, context), lambda: _render(template, **context))
+
+
+def _feed_entries(days_desc: list[DaySummary], weeks: dict[str, list[DaySummary]]) -> list[dict]:
+    """The newest days, and a week entry for each of their weeks, dated by the week's last day."""
+    days = days_desc[:FEED_ENTRIES]
+    entries = [
+        {"title": d.title, "path": f"/reports/{d.date}/", "updated": d.date, "categories": d.categories,
+         "summary": " ".join([*d.brief, d.summary]), "order": 1}
+        for d in days
+    ]
+    for week in dict.fromkeys(iso_week(date.fromisoformat(d.date)) for d in days):
+        in_week = weeks[week]
+        briefs = [f"{d.date}: {d.brief[0]}" for d in in_week if d.brief]
+        entries.append(
+            {"title": f"NeuroHelix week {week}", "path": f"/weeks/{week}/", "updated": in_week[-1].date,
+             "categories": (), "summary": " ".join(briefs) or f"{len(in_week)} daily reports.", "order": 0}
+        )
+    return sorted(entries, key=lambda e: (e["updated"], e["order"]), reverse=True)

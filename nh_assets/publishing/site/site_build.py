@@ -137,7 +137,9 @@ def _read_days(paths: SitePaths, known: dict, report: BuildReport) -> tuple[dict
 
 def _summary(entry: dict) -> DaySummary:
     s = entry["summary"]
-    return DaySummary(s["date"], s["title"], s["summary"], tuple(s["tags"]), tuple(s["categories"]), s["demo"])
+    return DaySummary(
+        s["date"], s["title"], s["summary"], tuple(s["tags"]), tuple(s["categories"]), s["demo"], tuple(s["brief"])
+    )
 
 
 def _tree_size(root: Path) -> tuple[int, int]:
