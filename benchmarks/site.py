@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import tempfile
 import threading
 import time
@@ -22,6 +21,7 @@ from datetime import date, timedelta
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from benchmarks.machine import load_average
 from nh_assets.publishing.site.day_input import write_day
 from nh_assets.publishing.site.site_build import SitePaths, build_site
 from nh_assets.settings import load_settings
@@ -36,10 +36,6 @@ BEFORE_S = {"full": 20.6, "incremental": 5.6}
 class _Quiet(SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
-
-
-def _load() -> str:
-    return "load %.2f %.2f %.2f" % os.getloadavg()
 
 
 def _search_bytes(site_root: Path, query: str) -> tuple[int, int, int]:
@@ -82,7 +78,7 @@ def main() -> None:
             write_day(paths.src_dir, synthetic_day(day, extra=PLANTED if day == days[len(days) // 3] else ""))
         print(f"inputs: {len(days)} days written in {time.monotonic() - started:.1f}s")
 
-        print(f"[{_load()}] full build ...")
+        print(f"[{load_average()}] full build ...")
         full = build_site(paths, site_url="https://neurohelix.example", pagefind_cli=pagefind, full=True)
         print(
             f"full build: {full.duration_s:.1f}s (before the trends: {BEFORE_S['full']}s; {full.pages_rendered} pages "
@@ -90,7 +86,7 @@ def main() -> None:
         )
 
         write_day(paths.src_dir, synthetic_day(days[-10], extra="incremental change"))
-        print(f"[{_load()}] one-day incremental build ...")
+        print(f"[{load_average()}] one-day incremental build ...")
         one = build_site(paths, site_url="https://neurohelix.example", pagefind_cli=pagefind)
         print(
             f"one-day incremental build: {one.duration_s:.1f}s (before the trends: {BEFORE_S['incremental']}s; "
@@ -106,7 +102,7 @@ def main() -> None:
             f"search index {added.search.duration_s:.1f}s)"
         )
 
-        print(f"[{_load()}] search in Chromium ...")
+        print(f"[{load_average()}] search in Chromium ...")
         size, requests, shown = _search_bytes(paths.site_dir.resolve(), PLANTED)
         print(
             f"search payload for one query ({PLANTED!r}, {shown} result): {size / 1024:.0f} KB in {requests} "
@@ -116,7 +112,7 @@ def main() -> None:
             f"build size: {one.total_bytes / 1024 / 1024:.1f} MB in {one.file_count} files "
             f"(pagefind/: {_dir_size(paths.site_dir.resolve() / 'pagefind') / 1024 / 1024:.1f} MB)"
         )
-        print(f"[{_load()}] done")
+        print(f"[{load_average()}] done")
 
 
 def _dir_size(root: Path) -> int:

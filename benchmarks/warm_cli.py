@@ -8,7 +8,7 @@ invocation, one right after the other, with the machine's load average printed b
 
 - **day**: the daily job (``dagster job execute -j neurohelix_daily``, as the schedule runs it)
   with the real CLI against the project's fake Gemini API, whose answers come after L seconds
-  (tool-loop requests at once, so a call takes about L, as ``bench.lower_bound_s`` assumes).
+  (tool-loop requests at once, so a call takes about L, as ``lower_bound.lower_bound_s`` assumes).
   Wall time RUN_START → RUN_SUCCESS against the schedule's lower bound; peak memory of every
   process involved (this script, the command, its steps, the CLIs, the warm CLI service);
 - **CPU per call**: the CLI processes' own CPU (a wrapper script around the CLI records each
@@ -35,10 +35,11 @@ from pathlib import Path
 
 import dagster as dg
 
+from benchmarks.lower_bound import lower_bound_s
+from benchmarks.machine import DAGSTER, TreeMemory, load_average
 from nh_assets.demo.api import FakeGeminiAPI
 from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT, registry_path_from_env
-from benchmarks.day import DAGSTER, TreeMemory, lower_bound_s
 from nh_assets_tests.support.fakes import pipeline_env
 
 GEMINI = REPO_ROOT / "node_modules" / ".bin" / "gemini"
@@ -58,10 +59,6 @@ class AnswerAfter(FakeGeminiAPI):
         time.sleep(self.answer_latency_s)
         self.answers += 1
         return super().answer(model, prompt)
-
-
-def _load() -> str:
-    return "load " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _children_cpu() -> float:
@@ -136,7 +133,7 @@ def _env(base: Path, api: FakeGeminiAPI, transport: str, rate: int) -> tuple[dic
 def one_day(transport: str, latency: float, day: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="nh-bench-acp-") as tmp, AnswerAfter(latency) as api:
         env, cpu_log = _env(Path(tmp), api, transport, rate=50)
-        load = _load()
+        load = load_average()
         memory = TreeMemory(os.getpid())
         memory.start()
         cpu_before = _children_cpu()
@@ -177,7 +174,7 @@ def backfill(transport: str, days: list[str], rate: int, latency: float, registr
 
     with tempfile.TemporaryDirectory(prefix="nh-bench-acp-bf-") as tmp, AnswerAfter(latency) as api:
         env, cpu_log = _env(Path(tmp), api, transport, rate=rate)
-        load = _load()
+        load = load_average()
         cpu_before = _children_cpu()
         started = time.monotonic()
         with running_dagster(env) as server:

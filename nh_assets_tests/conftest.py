@@ -26,7 +26,11 @@ os.environ.setdefault("CODE_ASSIST_ENDPOINT", "http://127.0.0.1:9")
 # (nh_assets.child_env): the tests name theirs the way an operator names a site's own variables.
 os.environ.setdefault(PASSTHROUGH_ENV, FAKES_PASSTHROUGH)
 
-pytest_plugins = ["nh_assets_tests.support.gemini_api_fixtures", "nh_assets_tests.support.browser", "nh_assets_tests.support.postgres_fixtures"]
+pytest_plugins = [
+    "nh_assets_tests.support.gemini_api_fixtures",
+    "nh_assets_tests.support.browser",
+    "nh_assets_tests.support.postgres_fixtures",
+]
 
 @pytest.fixture
 def fake_cli(tmp_path: Path) -> Path:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.day import lower_bound_s, max_in_window
+from benchmarks.day import max_in_window
+from benchmarks.lower_bound import lower_bound_s
 
 pytestmark = pytest.mark.fast
 

@@ -75,7 +75,8 @@ def test_the_warm_cli_benchmark_prints_both_transports_side_by_side(tmp_path, tw
         tmp_path=tmp_path, registry=two_prompt_registry,
     )
     for transport in ("oneshot", "acp"):
-        wall, _, calls = _figure(rf"{transport}\s+\[load [^\]]+\] wall {NUMBER} s \(command {NUMBER} s\), .*?(\d+) calls", out)
+        day = rf"{transport}\s+\[load [^\]]+\] wall {NUMBER} s \(command {NUMBER} s\), .*?(\d+) calls"
+        wall, _, calls = _figure(day, out)
         assert wall > 0 and calls == 2
         (backfill_calls,) = _figure(rf"{transport}\s+\[load [^\]]+\] COMPLETED_SUCCESS in \d+ s: (\d+) calls", out)
         assert backfill_calls == 2
