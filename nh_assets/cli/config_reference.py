@@ -96,23 +96,27 @@ def render(page: str) -> str:
         head, rest = page.split(BEGIN + "\n", 1)
         _, tail = rest.split(END, 1)
     except ValueError:
-        raise ValueError(f"{PAGE.name} lacks the markers {BEGIN!r} … {END!r} — put them back around the table")
+        raise ValueError(f"the page lacks the markers {BEGIN!r} … {END!r} — put them back around the table")
     return f"{head}{BEGIN}\n{table()}{END}{tail}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, page: Path = PAGE) -> int:
     parser = argparse.ArgumentParser(prog="python -m nh_assets.cli.config_reference", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the page differs, change nothing")
     args = parser.parse_args(argv)
-    current = PAGE.read_text(encoding="utf-8")
-    wanted = render(current)
+    current = page.read_text(encoding="utf-8")
+    try:
+        wanted = render(current)
+    except (ValueError, MissingDefault) as exc:
+        print(f"{page}: {exc}", file=sys.stderr)
+        return 1
     if wanted == current:
         return 0
     if args.check:
-        print(f"{PAGE.relative_to(REPO_ROOT)} is out of date with the settings — run {REGENERATE}", file=sys.stderr)
+        print(f"{page} is out of date with the settings — run {REGENERATE}", file=sys.stderr)
         return 1
-    write_atomic(PAGE, wanted.encode("utf-8"))
-    print(f"wrote {PAGE.relative_to(REPO_ROOT)}")
+    write_atomic(page, wanted.encode("utf-8"))
+    print(f"wrote {page}")
     return 0
 
 
