@@ -8,7 +8,7 @@ builds ``defs`` lazily. The list below therefore names the code location's modul
 Dagster imports in every step process to open the instance. Measured with py-spy on one
 partition: without the storage modules each step process spent 0.85 s of CPU importing
 SQLAlchemy, Alembic and Dagster's SQLite storage before its first event, while pool slots were
-held (README, "Executor").
+held (docs/performance.md, "Executor").
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ STEP_PRELOAD_MODULES = [
 
 def executor_for(settings: Settings) -> dg.ExecutorDefinition:
     if settings.executor == "celery":
-        # Several machines (README, "Postgres and several machines"): every step is a Celery task
+        # Several machines (docs/deployment.md): every step is a Celery task
         # that any worker runs against the shared Postgres instance. Pools still hold: the Celery
         # loop claims the same instance concurrency slots. URLs stay environment variables.
         from dagster_celery import celery_executor
