@@ -167,6 +167,18 @@ def test_the_generated_table_has_every_setting_with_its_default_and_secrecy():
     assert rows["NH_PAGEFIND_CLI"][0] == "`node_modules/.bin/pagefind`"  # never this clone's absolute path
 
 
+def test_every_variable_the_code_and_scripts_read_is_documented():
+    """As sqlite-utils fails a test on an undocumented command: a variable read anywhere in the
+    package or the scripts has a row in the generated table (and so in ``nh config``)."""
+    read = set()
+    for path in [*(REPO_ROOT / "nh_assets").rglob("*.py"), *(REPO_ROOT / "scripts").glob("*.sh")]:
+        read |= set(re.findall(r"\bNH_[A-Z][A-Z0-9_]*[A-Z0-9]\b", path.read_text(encoding="utf-8")))
+    documented = set(re.findall(r"^\| `([A-Z_][A-Z0-9_]*)` \|", config_reference.table(), flags=re.M))
+    assert "NH_RATE_PER_MINUTE" in read
+    assert read <= documented, f"read but not declared: {sorted(read - documented)} — declare them in Settings " \
+        "or nh_assets/cli/config.py, then run " + config_reference.REGENERATE
+
+
 def test_check_fails_on_a_stale_page_naming_the_command_and_writes_the_fix(tmp_path, capsys):
     stale = tmp_path / "configuration.md"
     current = config_reference.PAGE.read_text(encoding="utf-8")

@@ -49,6 +49,7 @@ _OTHERS: tuple[Variable, ...] = (
              "extra variables every child process may see: comma-separated names or PREFIX*"),
     Variable("NH_DEMO_PORT", None, PLAIN, "scripts/dev.sh --demo's fake Gemini API port", "8765"),
     Variable("NH_DEBUG", None, PLAIN, "1: nh prints the traceback of an unexpected error"),
+    Variable("NH_CHROMIUM", None, PLAIN, "the Chromium the browser tests drive (scripts/test.sh)", "/usr/bin/chromium"),
 )
 
 
