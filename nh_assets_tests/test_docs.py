@@ -181,7 +181,7 @@ def test_every_variable_the_code_and_scripts_read_is_documented():
 
 def test_check_fails_on_a_stale_page_naming_the_command_and_writes_the_fix(tmp_path, capsys):
     stale = tmp_path / "configuration.md"
-    current = config_reference.PAGE.read_text(encoding="utf-8")
+    current = config_reference.render(config_reference.PAGE.read_text(encoding="utf-8"))
     without_a_row = re.sub(r"^\| `NH_RATE_PER_DAY` .*\n", "", current, flags=re.M)
     assert without_a_row != current
     stale.write_text(without_a_row, encoding="utf-8")
