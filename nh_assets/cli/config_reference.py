@@ -84,9 +84,10 @@ def _cell(text: str) -> str:
 
 def table() -> str:
     """The reference table: one row per variable, in the declaration's order."""
-    rows = ["| variable | default | meaning | secret |", "|---|---|---|---|"]
+    rows = ["| variable | `Settings` field | default | meaning | secret |", "|---|---|---|---|---|"]
     for var in VARIABLES:
-        rows.append(f"| `{var.name}` | {_cell(_default(var))} | {_cell(var.meaning)} | {_secret(var)} |")
+        field = f"`{var.field}`" if var.field else "—"
+        rows.append(f"| `{var.name}` | {field} | {_cell(_default(var))} | {_cell(var.meaning)} | {_secret(var)} |")
     return "\n".join(rows) + "\n"
 
 
