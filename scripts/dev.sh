@@ -16,7 +16,7 @@ if [ "${1:-}" = "--demo" ]; then
   shift
 fi
 if [ -n "${NH_POSTGRES_URL:-}" ]; then
-  # PostgreSQL storage (README, "Postgres and several machines"): its own dagster.yaml.
+  # PostgreSQL storage (docs/deployment.md): its own dagster.yaml.
   export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/dagster_home/postgres}"
 else
   export DAGSTER_HOME="${DAGSTER_HOME:-$PWD/dagster_home}"

@@ -45,6 +45,11 @@ _OTHERS: tuple[Variable, ...] = (
     Variable("GEMINI_API_KEY", None, TOKEN, "Gemini API key, passed to the CLI"),
     Variable("GOOGLE_GEMINI_BASE_URL", None, URL, "Gemini API endpoint the rate gate forwards to"),
     Variable("CODE_ASSIST_ENDPOINT", None, URL, "Code Assist endpoint (Google login) the rate gate forwards to"),
+    Variable("NH_CHILD_ENV_PASSTHROUGH", None, PLAIN,
+             "extra variables every child process may see: comma-separated names or PREFIX*"),
+    Variable("NH_DEMO_PORT", None, PLAIN, "scripts/dev.sh --demo's fake Gemini API port", "8765"),
+    Variable("NH_DEBUG", None, PLAIN, "1: nh prints the traceback of an unexpected error"),
+    Variable("NH_CHROMIUM", None, PLAIN, "the Chromium the browser tests drive (scripts/test.sh)", "/usr/bin/chromium"),
 )
 
 

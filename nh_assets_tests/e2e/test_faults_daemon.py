@@ -1,4 +1,4 @@
-"""The daemon killed mid-backfill, then restarted (README, "Faults"), in the production shape:
+"""The daemon killed mid-backfill, then restarted (docs/reliability.md, "Faults"), in the production shape:
 ``dagster-webserver`` and ``dagster-daemon run`` as separate processes on the repo's dagster.yaml,
 as the units in ``deploy/`` run them (``dagster dev`` would exit with its daemon).
 

@@ -1,7 +1,7 @@
 """A whole day through the REAL @google/gemini-cli against the project's fake Gemini API.
 
-This is the operator's command, run as a subprocess exactly as the README gives it:
-``dagster asset materialize -m nh_assets --select '*' --partition DAY`` with ``NH_GEMINI_CLI``,
+This is the operator's command, run as a subprocess exactly as docs/operating.md ("Running a day")
+gives it: ``dagster asset materialize -m nh_assets --select '*' --partition DAY`` with ``NH_GEMINI_CLI``,
 ``NH_DATA_ROOT`` and ``DAGSTER_HOME`` set. The day before is materialized first (in process,
 with the fast fake CLI) so that yesterday's ideas and the 7-day window have something to carry.
 """
