@@ -29,6 +29,6 @@ def test_lower_bound_of_the_shipped_graph(registry):
     assert bounds["pool gemini_low"] == 30.0
     assert bounds["rate limit"] == 0.0
     tight = lower_bound_s(registry, latency=5.0, max_processes=1, rate_per_minute=50)
-    assert tight["process cap"] == 21 * 5.0
+    assert tight["process cap"] == 22 * 5.0  # the 22 model rows, the morning brief included
     limited = lower_bound_s(registry, latency=5.0, max_processes=4, rate_per_minute=7)
-    assert limited["rate limit"] == (21 - 7) / 7 * 60.0
+    assert limited["rate limit"] == (22 - 7) / 7 * 60.0

@@ -26,8 +26,9 @@ HEADER = "model\tper_minute\tper_day\ttier\n"
 def test_the_shipped_quotas_cover_every_model_a_day_asks(registry):
     quotas = load_quotas(quotas_path(registry.path))
     need = requests_by_model(registry.prompts)
-    # The day the issue measured: 30 on flash, 1 on pro, 10 on the CLI's web-search model.
-    assert need == {"gemini-2.5-flash": 30, "gemini-2.5-pro": 1, WEB_SEARCH_MODEL: 10}
+    # The day the issue measured (30 on flash, 1 on pro, 10 on the CLI's web-search model), and
+    # the morning brief's one request on flash.
+    assert need == {"gemini-2.5-flash": 31, "gemini-2.5-pro": 1, WEB_SEARCH_MODEL: 10}
     assert set(need) <= set(quotas)
 
 
@@ -112,7 +113,7 @@ def test_preflight_warns_when_a_free_tier_day_cannot_fit(tmp_path, settings_env)
     quotas_path(registry).write_text(HEADER + "gemini-2.5-flash\t10\t20\tfree\ngemini-2.5-pro\t5\t100\tfree\n")
     verdict = check_day_fits(registry, settings, "")
     assert verdict.level is Level.WARN
-    assert "gemini-2.5-flash: 30 request(s) of 20/day" in verdict.detail and "fallback_model" in verdict.detail
+    assert "gemini-2.5-flash: 31 request(s) of 20/day" in verdict.detail and "fallback_model" in verdict.detail
     assert "gemini-2.5-pro" not in verdict.detail.split(" — ")[0]
     quotas_path(registry).write_text(HEADER + "gemini-2.5-flash\tx\t20\tfree\n")
     assert check_day_fits(registry, settings, "").level is Level.FAIL
