@@ -95,7 +95,7 @@ def main() -> None:
         # A new day moves every trend window: the trends page, its week and its topics' tag pages follow.
         new_day = (date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat()
         write_day(paths.src_dir, synthetic_day(new_day))
-        print(f"[{_load()}] new-day build ...")
+        print(f"[{load_average()}] new-day build ...")
         added = build_site(paths, site_url="https://neurohelix.example", pagefind_cli=pagefind)
         print(
             f"new-day build: {added.duration_s:.1f}s ({added.pages_rendered} rendered, {added.pages_kept} kept, "

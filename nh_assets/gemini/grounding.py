@@ -18,7 +18,6 @@ which redirects to the article and stops resolving after a while; ``sources`` re
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 

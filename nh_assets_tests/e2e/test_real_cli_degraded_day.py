@@ -30,7 +30,8 @@ from nh_assets.formats.vocabulary import REPORT_SECTIONS
 from nh_assets.operations.alerts import summarize_failure
 from nh_assets.prompts.checks import SECTIONS_CHECK
 from nh_assets.registry import load_registry
-from nh_assets.settings import REPO_ROOT, load_settings
+from nh_assets.settings import load_settings
+from nh_assets_tests.support.registry_edit import edited_registry, latest_metadata
 from nh_assets_tests.support.fakes import ONESHOT_FOR_THE_FAKE_CLI, shared_fake_api
 from nh_assets_tests.support.sloppy_model import DROPPED_SECTION, SloppyModel, prompt_id_of
 
@@ -50,18 +51,12 @@ NOON = datetime(2026, 11, 22, 12, tzinfo=timezone.utc)
 @pytest.fixture
 def short_retry_registry(tmp_path) -> Path:
     """The shipped registry with one retry for the failing row (three would only lengthen the wait)."""
-    path = tmp_path / "prompts.tsv"
-    lines = (REPO_ROOT / "registry" / "prompts.tsv").read_text().split("\n")
-    header = next(line.split("\t") for line in lines if line and not line.startswith("#"))
-    column = header.index("max_retries")
-    out = []
-    for line in lines:
-        cells = line.split("\t")
-        if cells[0] == FAILING:
-            cells[column] = "1"
-        out.append("\t".join(cells))
-    path.write_text("\n".join(out))
-    return path
+
+    def one_retry(row: dict[str, str]) -> None:
+        if row["prompt_id"] == FAILING:
+            row["max_retries"] = "1"
+
+    return edited_registry(tmp_path / "prompts.tsv", one_retry)
 
 
 @pytest.fixture
@@ -78,14 +73,6 @@ def _materialize(env: dict[str, str], selection: str, cwd: Path) -> subprocess.C
         [DAGSTER, "asset", "materialize", "-m", "nh_assets", "--select", selection, "--partition", DAY2],
         env=env, capture_output=True, text=True, timeout=900, cwd=cwd,
     )
-
-
-def _latest_meta(instance, key: str) -> dict:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(key), asset_partitions=[DAY2]), limit=1
-    ).records
-    assert records, f"{key} has no materialization for {DAY2}"
-    return records[0].asset_materialization.metadata
 
 
 @pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
@@ -160,17 +147,17 @@ def test_a_sloppy_model_and_a_failing_prompt_still_publish_the_day(
         assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
 
         # Every re-ask is in the metadata, with what was wrong.
-        report_meta = _latest_meta(instance, "daily_aggregator")
+        report_meta = latest_metadata(instance, "daily_aggregator", DAY2)
         assert report_meta["nh.answers"].value == 3
         assert [a["outcome"] for a in report_meta["nh.answer_log"].value] == ["incomplete"] * 3
-        tag_meta = _latest_meta(instance, "tag_extractor")
+        tag_meta = latest_metadata(instance, "tag_extractor", DAY2)
         assert [a["outcome"] for a in tag_meta["nh.answer_log"].value] == ["rejected", "rejected", "accepted"]
         assert "no parseable JSON object" in tag_meta["nh.answer_log"].value[0]["complaints"][0]
         assert tags == {"tags": ["agents", "open weights", "chips", "eu ai act", "evals"], "categories": tags["categories"]}
         assert len(tags["categories"]) == 3
-        empty = _latest_meta(instance, "hardware_compute")["nh.answer_log"].value
+        empty = latest_metadata(instance, "hardware_compute", DAY2)["nh.answer_log"].value
         assert [a["outcome"] for a in empty] == ["rejected", "accepted"] and "empty" in empty[0]["complaints"][0]
-        refused = _latest_meta(instance, "ethics_alignment")["nh.answer_log"].value
+        refused = latest_metadata(instance, "ethics_alignment", DAY2)["nh.answer_log"].value
         assert [a["outcome"] for a in refused] == ["rejected", "accepted"] and "refusal" in refused[0]["complaints"][0]
         # The re-ask carried the previous answer and the complaints, through the same CLI call.
         prompts = [r["prompt"] for r in sloppy_api.requests if prompt_id_of(r.get("prompt") or "") == "tag_extractor"]

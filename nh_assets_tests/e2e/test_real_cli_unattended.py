@@ -19,7 +19,7 @@ import subprocess
 import threading
 import sys
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -36,9 +36,9 @@ from nh_assets.operations.alerts import FailureAlertResource, summarize_failure
 from nh_assets.operations.sensors import FAILURE_SENSOR_NAME, FAILURES_DIR
 from nh_assets.operations.service_alerts import SERVICE_SENSOR_NAME
 from nh_assets.registry import load_registry
-from nh_assets.settings import REPO_ROOT, load_settings
+from nh_assets.settings import load_settings
+from nh_assets_tests.support.registry_edit import edited_registry, latest_metadata
 from nh_assets_tests.support.fakes import shared_fake_api
-from nh_assets_tests.e2e.test_real_cli_degraded_day import _latest_meta
 from nh_assets_tests.support.sloppy_model import prompt_id_of
 
 pytestmark = pytest.mark.real_cli
@@ -77,21 +77,12 @@ NOON = datetime(2026, 11, 22, 12, tzinfo=timezone.utc)
 
 def _registry_with_fallbacks(path: Path) -> Path:
     """The shipped registry with a fallback_model column: every flash row but ``NO_FALLBACK``."""
-    lines = (REPO_ROOT / "registry" / "prompts.tsv").read_text().split("\n")
-    header = next(line.split("\t") for line in lines if line and not line.startswith("#"))
-    model = header.index("model")
-    out = []
-    for line in lines:
-        cells = line.split("\t")
-        if not line or line.startswith("#"):
-            out.append(line)
-        elif cells == header:
-            out.append("\t".join([*cells, "fallback_model"]))
-        else:
-            fallback = FALLBACK if cells[model] == SPENT and cells[0] not in NO_FALLBACK else ""
-            out.append("\t".join([*cells, fallback]))
-    path.write_text("\n".join(out))
-    return path
+
+    def fall_back(row: dict[str, str]) -> None:
+        if row["model"] == SPENT and row["prompt_id"] not in NO_FALLBACK:
+            row["fallback_model"] = FALLBACK
+
+    return edited_registry(path, fall_back, new_columns=("fallback_model",))
 
 
 def _day_one(tmp_path: Path, dagster_home: Path, fake_cli: Path, registry_path: Path) -> dict[str, str]:
@@ -180,11 +171,11 @@ def test_a_spent_daily_quota_stops_the_asking_and_the_day_publishes_through_fall
             fell_back = [
                 s.prompt_id for s in registry.prompts
                 if s.fallback_model and (data / s.output_path(DAY2)).is_file()
-                and _latest_meta(instance, s.prompt_id).get("gemini.fallback_from") is not None
+                and latest_metadata(instance, s.prompt_id, DAY2).get("gemini.fallback_from") is not None
             ]
             assert fell_back, "no row published through its fallback"
             for prompt_id in fell_back:
-                meta = _latest_meta(instance, prompt_id)
+                meta = latest_metadata(instance, prompt_id, DAY2)
                 assert meta["gemini.fallback_from"].value == SPENT
                 assert meta["gemini.model"].value == FALLBACK
                 assert SPENT in meta["gemini.fallback_reason"].value
@@ -294,7 +285,7 @@ def test_an_answer_from_another_model_shows_and_fails_a_warn_check(
     result = _one_asset(api, transport, tmp_path, dagster_home, gemini_cli_path, gemini_env_factory)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        assert _latest_meta(instance, "hardware_compute")["gemini.answered_by"].value == FALLBACK
+        assert latest_metadata(instance, "hardware_compute", DAY2)["gemini.answered_by"].value == FALLBACK
         check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
             [dg.AssetCheckKey(dg.AssetKey("hardware_compute"), MODEL_CHECK)], partition_filter=PartitionKeyFilter(key=DAY2)
         )

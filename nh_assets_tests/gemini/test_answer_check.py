@@ -88,4 +88,4 @@ def test_the_answer_must_come_from_the_rows_model_or_its_fallback(answered_by, f
     result = model_check_result(row, "2026-11-22", answered_by)
     assert result.check_name == MODEL_CHECK and result.passed is allowed
     assert result.severity == dg.AssetCheckSeverity.WARN
-    assert (f"not by gemini-2.5-flash" in result.description) is not allowed
+    assert ("not by gemini-2.5-flash" in result.description) is not allowed
