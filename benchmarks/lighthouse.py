@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--min", type=int, default=95, help="lowest acceptable score in every category")
     args = parser.parse_args(argv)
+    if args.days < 3:
+        parser.error("--days must be at least 3: the day page scored is the third newest")
     if not LIGHTHOUSE.is_file():
         print(f"{LIGHTHOUSE} not found — run `bash scripts/setup.sh` (npm ci installs the pinned lighthouse)")
         return 2

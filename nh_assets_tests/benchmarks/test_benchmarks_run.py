@@ -97,15 +97,16 @@ def test_the_requests_benchmark_prints_its_json_and_the_before_and_after(tmp_pat
 def test_the_site_benchmark_prints_its_builds_and_the_search_payload(tmp_path):
     out = _bench("site", "--days", "12", tmp_path=tmp_path)
     assert _figure(r"inputs: (\d+) days written", out) == [12.0]
-    _figure(rf"full build: {NUMBER}s \((\d+) pages rendered", out)
-    _figure(rf"one-day incremental build: {NUMBER}s \((\d+) rendered", out)
+    _figure(rf"full build: {NUMBER}s \(before the trends: {NUMBER}s; (\d+) pages rendered", out)
+    _figure(rf"one-day incremental build: {NUMBER}s \(before the trends: {NUMBER}s; (\d+) rendered, (\d+) kept", out)
+    _figure(rf"new-day build: {NUMBER}s \((\d+) rendered, (\d+) kept", out)
     size, requests = _figure(rf"search payload for one query \(.*?\): {NUMBER} KB in (\d+) requests", out)
     assert size > 0 and requests > 0
 
 
 @pytest.mark.browser
 def test_the_lighthouse_script_scores_every_page_in_every_category(tmp_path):
-    out = _bench("lighthouse", "--days", "2", "--min", "0", tmp_path=tmp_path)
+    out = _bench("lighthouse", "--days", "3", "--min", "0", tmp_path=tmp_path)
     pages = ["index", "day page", "search (query)", "tag page", "trends", "week page"]
     scores = [_figure(rf"(?m)^{re.escape(page)}\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$", out) for page in pages]
     assert all(0 <= score <= 100 for row in scores for score in row), scores
