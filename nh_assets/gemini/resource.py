@@ -277,15 +277,16 @@ class GeminiCLIResource(dg.ConfigurableResource):
             context.log.warning("approval mode yolo: the registry row asked for it in its tools column")
         cli = self.resolve_cli()
         assert self._process_permits is not None, "resource used outside Dagster execution"
-        guard = self._memory_guard(self._child_env(), context.log.warning)
-        guard.fail_if_refused(call.model)
-        gates = self._open_gates(context.log.info)
+        # The bucket first: a store that cannot be reached is named there, with its address redacted.
         try:
             self._shared_rate_limit().check_day_left()
         except DailyCapExceeded as exc:
             raise GeminiFailure(FailureKind.DAILY_CAP, str(exc)) from None
         except RateLimitStoreError as exc:  # the store stayed locked or unreachable past its patience
             raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
+        guard = self._memory_guard(self._child_env(), context.log.warning)
+        guard.fail_if_refused(call.model)
+        gates = self._open_gates(context.log.info)
 
         env = self._child_env()
         if self.config.gemini_transport == "acp":
