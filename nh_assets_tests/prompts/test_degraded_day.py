@@ -1,7 +1,7 @@
 """A prompt that fails for good no longer costs the day: the catch-up condition, in process.
 
-The daily job runs with the fast fake CLI while one research prompt fails at once (auth, no
-retry). Dagster abandons everything built on it and the run fails; then Dagster's own evaluator
+The daily job runs with the fast fake CLI while one research prompt fails at once (an untrusted
+folder, no retry; an auth failure would now fail every step, as it should). Dagster abandons everything built on it and the run fails; then Dagster's own evaluator
 of automation conditions (what the ``neurohelix_automation`` sensor runs each tick) requests the
 held-back assets, and their run builds the report from the other inputs, naming the missing one
 with the cause the failed step recorded.
@@ -56,7 +56,7 @@ def test_a_failed_research_prompt_degrades_the_day_instead_of_cancelling_it(
     before, tick0 = _requested(defs, instance, 0)
     assert before == set()
 
-    monkeypatch.setenv("FAKE_GEMINI_SCENARIO", "auth")
+    monkeypatch.setenv("FAKE_GEMINI_SCENARIO", "untrusted")
     monkeypatch.setenv("FAKE_GEMINI_ONLY_FOR", FAILING)
     daily = job.execute_in_process(partition_key=DAY, instance=instance, raise_on_error=False)
     assert not daily.success  # honest: a prompt failed
@@ -75,7 +75,7 @@ def test_a_failed_research_prompt_degrades_the_day_instead_of_cancelling_it(
     coverage = read_notes(report)
     assert [m.prompt_id for m in coverage.missing_inputs] == [FAILING]
     reason = coverage.missing_inputs[0].reason
-    assert reason.startswith(f"failed for {DAY} in run {daily.run_id[:8]}: {FAILING}: Gemini auth: exit 41")
+    assert reason.startswith(f"failed for {DAY} in run {daily.run_id[:8]}: {FAILING}: Gemini untrusted_folder: exit 55")
     assert "fix:" not in reason  # the cause, not the operator's instructions
     payload = json.loads((data / f"publishing/{DAY}.json").read_text())
     assert payload["missing_inputs"] == [{"prompt_id": FAILING, "reason": reason}]

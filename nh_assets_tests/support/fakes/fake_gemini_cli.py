@@ -211,6 +211,13 @@ def main() -> int:
     response = render_fake_response(prompt)
     tokens = {"input": count_tokens(prompt), "candidates": count_tokens(response)}
     tokens["total"] = tokens["input"] + tokens["candidates"]
+    # As the real CLI does, the search comes before the main model's last answer.
+    searched: dict = {}
+    tools = (workspace.get("tools") or {}).get("core") or []
+    if os.environ.get("FAKE_GEMINI_SEARCH") == "1" and SEARCH_TOOL in tools and os.environ.get("GOOGLE_GEMINI_BASE_URL"):
+        search_tokens = {"input": 0, "candidates": 0, "total": 0}
+        response = with_sources(response, _search(prompt, search_tokens))
+        searched[SEARCH_MODEL] = {"api": {"totalRequests": 1}, "tokens": search_tokens}
     failed = _api_requests(model, prompt, int(os.environ.get("FAKE_GEMINI_API_REQUESTS", "1")), tokens)
     if failed:
         record("api_error")
@@ -218,12 +225,7 @@ def main() -> int:
               file=sys.stderr)
         return 1
     requests = int(os.environ.get("FAKE_GEMINI_API_REQUESTS", "1"))
-    stats = {model: {"api": {"totalRequests": requests}, "tokens": tokens}}
-    tools = (workspace.get("tools") or {}).get("core") or []
-    if os.environ.get("FAKE_GEMINI_SEARCH") == "1" and SEARCH_TOOL in tools and os.environ.get("GOOGLE_GEMINI_BASE_URL"):
-        search_tokens = {"input": 0, "candidates": 0, "total": 0}
-        response = with_sources(response, _search(prompt, search_tokens))
-        stats[SEARCH_MODEL] = {"api": {"totalRequests": 1}, "tokens": search_tokens}
+    stats = {model: {"api": {"totalRequests": requests}, "tokens": tokens}, **searched}
     outcome = "ok"
     if scenario == "drop_sections":
         outcome = "drop_sections"
