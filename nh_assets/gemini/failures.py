@@ -39,8 +39,9 @@ class FailureKind(str, enum.Enum):
 _FIXES = {
     FailureKind.CLI_MISSING: "install it with `npm install -g @google/gemini-cli@0.61.0` (or `bash scripts/setup.sh`) "
     "and set NH_GEMINI_CLI to its path; `bash scripts/dev.sh --demo` (NH_DEMO=1) sets all of it up",
-    FailureKind.AUTH: "export GEMINI_API_KEY (or log in once with `gemini` interactively), or run the demo: "
-    "`bash scripts/dev.sh --demo` (NH_DEMO=1 with the project's fake Gemini API)",
+    FailureKind.AUTH: "export GEMINI_API_KEY; with a Google login, log in again: run `gemini` once interactively "
+    "as the pipeline's user (the same HOME); or run the demo: `bash scripts/dev.sh --demo` (NH_DEMO=1 with the "
+    "project's fake Gemini API)",
     FailureKind.CONFIG: "check the registry row's model and tools and the CLI's settings.json",
     FailureKind.UNTRUSTED_FOLDER: "the CLI refused its working folder; keep skip_trust on or set "
     "GEMINI_CLI_TRUST_WORKSPACE=true",
@@ -64,6 +65,14 @@ _AUTH_PATTERNS = re.compile(
     r"api[ _-]?key|GEMINI_API_KEY|unauthenticated|permission[_ ]denied|\b401\b|\b403\b|"
     r"auth(entication)? (method|required|failed)|login required|credentials",
     re.IGNORECASE,
+)
+# What 0.61.0 says when its cached Google login (``oauth-personal``) cannot be refreshed and a new
+# login needs a person: headless, exit 41 with the first; in ACP mode it asks for a code instead
+# (``warm_cli.connection``). Its own line starts with the stack trace's "Error authenticating".
+_LOGIN_NEEDED = re.compile(r"Manual authorization is required|Failed to authenticate with user code", re.IGNORECASE)
+GOOGLE_LOGIN_NEEDED = (
+    "the CLI could not refresh its cached Google login (~/.gemini/oauth_creds.json in its HOME: expired or "
+    "revoked, or Google's token endpoint unreachable), and logging in again needs a person"
 )
 _RATE_PATTERNS = re.compile(r"\b429\b|RESOURCE_EXHAUSTED|quota|rate[ -]?limit", re.IGNORECASE)
 _TRUST_PATTERNS = re.compile(r"trust(ed)? (folder|workspace|directory)|untrusted", re.IGNORECASE)
@@ -126,6 +135,8 @@ def classify_exit(returncode: int, stdout: str, stderr: str) -> GeminiFailure:
     excerpt = _first_line(json_message or "") or _first_line(stderr) or _first_line(stdout) or "no output"
     cause = f"exit {returncode}: {excerpt}"
     if returncode == EXIT_AUTH or (_AUTH_PATTERNS.search(text) and not _RATE_PATTERNS.search(text)):
+        if _LOGIN_NEEDED.search(text):
+            cause = f"exit {returncode}: {GOOGLE_LOGIN_NEEDED}"
         return GeminiFailure(FailureKind.AUTH, cause)
     if returncode == EXIT_UNTRUSTED or _TRUST_PATTERNS.search(text):
         return GeminiFailure(FailureKind.UNTRUSTED_FOLDER, cause)

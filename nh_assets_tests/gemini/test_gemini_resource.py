@@ -213,6 +213,24 @@ REAL_AUTH_STDERR = """{
 }"""
 
 
+# 0.61.0 headless with an expired Google login it could not refresh (NO_BROWSER=true): a stack trace, then the message.
+REAL_LOGIN_STDERR = """Error authenticating: FatalAuthenticationError: Manual authorization is required but the current session is non-interactive. Please run the Gemini CLI in an interactive terminal to log in, provide a GEMINI_API_KEY, or ensure Application Default Credentials are configured.
+    at initOauthClient (file:///n/node_modules/@google/gemini-cli/bundle/chunk-JDPZ4CE3.js:279252:13)
+    at async Config.refreshAuth (file:///n/node_modules/@google/gemini-cli/bundle/chunk-JDPZ4CE3.js:379274:29)
+  exitCode: 41
+}
+Manual authorization is required but the current session is non-interactive. Please run the Gemini CLI in an interactive terminal to log in, provide a GEMINI_API_KEY, or ensure Application Default Credentials are configured."""
+
+
+def test_an_expired_google_login_is_named_with_its_fix_in_one_line():
+    from nh_assets.gemini.failures import classify_exit
+
+    failure = classify_exit(41, "", REAL_LOGIN_STDERR)
+    assert failure.kind is FailureKind.AUTH
+    assert "Google login" in failure.cause and "\n" not in failure.cause and "initOauthClient" not in failure.cause
+    assert "log in again" in str(failure)
+
+
 @pytest.mark.parametrize(
     ("returncode", "stdout", "stderr", "kind"),
     [
