@@ -8,7 +8,7 @@ and ``_meta.quota``. ``session/cancel`` (a notification) aborts a prompt, which 
 ``stopReason: cancelled``. The CLI may ask the client for permission to run a tool
 (``session/request_permission``); a research call never grants one, as the one-shot headless
 call never does. Closing stdin ends the CLI (it exits 0 at once), so a service that dies takes its
-CLIs with it.
+CLIs with it. A CLI that asks a person to log in on this channel is ended at once (``LoginRequired``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ from nh_assets.subprocesses import kill_group
 
 PROTOCOL_VERSION = 1
 _STDERR_KEEP = 8192
+# 0.61.0 counts ACP mode as interactive: with its cached Google login not refreshable and the browser
+# suppressed (NO_BROWSER), it asks for an authorization code on stdout and reads it from stdin, this
+# connection's channel, for up to 5 minutes (``authWithUserCode``), taking our requests for codes.
+_LOGIN_PROMPTS = (b"Please visit the following URL to authorize the application", b"Enter the authorization code")
 
 
 class AcpError(Exception):
@@ -39,6 +43,10 @@ class AcpError(Exception):
 
 class CliExited(Exception):
     """The CLI's stdout closed: the process ended (crashed, killed, or closed by us)."""
+
+
+class LoginRequired(CliExited):
+    """The CLI asked for a new Google login, which needs a person: it was ended at once."""
 
 
 class PromptTimedOut(Exception):
@@ -83,6 +91,7 @@ class AcpConnection:
         self._texts: dict[str, list[str]] = {}
         self._stderr: collections.deque[bytes] = collections.deque()
         self._stderr_size = 0
+        self._login_asked = False
         self.exited = threading.Event()
         self.proc = subprocess.Popen(
             args,
@@ -110,7 +119,7 @@ class AcpConnection:
                 self.proc.stdin.write(data)
                 self.proc.stdin.flush()
         except (BrokenPipeError, ValueError, OSError):
-            raise CliExited(self.describe_exit()) from None
+            raise self._exit_error() from None
 
     def _read_stdout(self) -> None:
         assert self.proc.stdout is not None
@@ -118,7 +127,12 @@ class AcpConnection:
             try:
                 message = json.loads(line)
             except ValueError:
-                continue  # the CLI's own stray output: the protocol is one JSON object per line
+                # The CLI's own stray output (the protocol is one JSON object per line), unless it
+                # asks for a login: nobody will answer, so it ends now rather than at its 5-minute timeout.
+                if any(prompt in line for prompt in _LOGIN_PROMPTS) and not self._login_asked:
+                    self._login_asked = True
+                    kill_group(self.pid)
+                continue
             if isinstance(message, dict):
                 self._dispatch(message)
         self.proc.wait()
@@ -126,8 +140,13 @@ class AcpConnection:
         with self._lock:
             pending, self._pending = self._pending, {}
         for entry in pending.values():
-            entry.error = CliExited(self.describe_exit())
+            entry.error = self._exit_error()
             entry.done.set()
+
+    def _exit_error(self) -> CliExited:
+        if self._login_asked:
+            return LoginRequired("the CLI asked for a Google login (an authorization code) and was ended")
+        return CliExited(self.describe_exit())
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
@@ -181,7 +200,7 @@ class AcpConnection:
         entry = _Pending()
         with self._lock:
             if self.exited.is_set():
-                raise CliExited(self.describe_exit())
+                raise self._exit_error()
             self._pending[request_id] = entry
         self._send({"id": request_id, "method": method, "params": params})
         return request_id, entry

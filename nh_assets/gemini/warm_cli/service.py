@@ -33,7 +33,7 @@ import traceback
 from pathlib import Path
 
 from nh_assets.gemini.cli_home import write_cli_home
-from nh_assets.gemini.failures import FailureKind, GeminiFailure, classify_exit, classify_timeout
+from nh_assets.gemini.failures import GOOGLE_LOGIN_NEEDED, FailureKind, GeminiFailure, classify_exit, classify_timeout
 from nh_assets.gemini.process_permits import ProcessPermits
 from nh_assets.gemini.rate_gate import GateLedger, permit_taker, summed
 from nh_assets.gemini.rate_limit import SharedRateLimit
@@ -42,7 +42,7 @@ from nh_assets.gemini.service_memory import open_guard
 from nh_assets.gemini.warm_cli import endpoint
 from nh_assets.gemini.warm_cli.auth import session_auth
 from nh_assets.gemini.warm_cli.client import ServiceStart, WarmCliUnavailable
-from nh_assets.gemini.warm_cli.connection import AcpError, CliExited, PromptTimedOut
+from nh_assets.gemini.warm_cli.connection import AcpError, CliExited, LoginRequired, PromptTimedOut
 from nh_assets.gemini.warm_cli.warm_process import WarmProcess
 from nh_assets.redaction import Redactor
 
@@ -148,6 +148,9 @@ class WarmCliService:
                 self._starting += 1
             try:
                 warm = self._start(approval_mode, permit)
+            except LoginRequired:
+                # The one-shot CLI would fail the same way (exit 41): this is the step's answer.
+                raise GeminiFailure(FailureKind.AUTH, f"the warm CLI asked for a new login: {GOOGLE_LOGIN_NEEDED}") from None
             except (CliExited, AcpError, TimeoutError, OSError) as exc:
                 reason = f"a warm CLI did not start: {self.redact(str(exc))}"
                 with self._cond:

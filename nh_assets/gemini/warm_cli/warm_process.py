@@ -92,7 +92,7 @@ class WarmProcess:
             warm.kill()
             for gate in gates.values():
                 gate.close()
-            raise CliExited(f"{exc}: {said}" if said else str(exc)) from None
+            raise type(exc)(f"{exc}: {said}" if said else str(exc)) from None
         except BaseException:
             if warm is not None:
                 warm.kill()
