@@ -6,6 +6,8 @@
   publish through it, and the day's report exists;
 - an expired login (401 to every request): the first Gemini step fails as ``auth``, every
   other fails at once without reaching the API, one failed run;
+- an expired Google login the CLI cannot refresh, on both transports: the same, within seconds,
+  with the login named, nothing sent to the API and no person waited for;
 - a SAFETY finish is classified ``blocked``;
 - an answer whose ``modelVersion`` names another model shows in the metadata and fails a WARN check.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import socketserver
 import subprocess
 import threading
 import sys
@@ -236,19 +239,108 @@ def test_an_expired_login_fails_the_first_step_and_the_rest_at_once(
     assert any("remembered" not in f.cause and "401" in f.cause for f in summary.failures), summary.markdown()
 
 
+def _day_two_env(api, transport, tmp_path, dagster_home, gemini_cli_path, gemini_env_factory, **home) -> dict[str, str]:
+    """A DAY2 run's environment through the real CLI against ``api``; ``home`` shapes the CLI home
+    (``gemini_env_factory``'s keywords)."""
+    env = gemini_env_factory(api.base_url, **home)
+    env.update(
+        DAGSTER_HOME=str(dagster_home), NH_DATA_ROOT=str(tmp_path / "data"), NH_GEMINI_CLI=gemini_cli_path,
+        NH_PARTITION_START="2026-11-01", NH_TIMEZONE="UTC", NH_GEMINI_TRANSPORT=transport,
+        TMPDIR=tempfile.mkdtemp(prefix="nh-"),
+    )
+    return env
+
+
 def _one_asset(api, transport, tmp_path, dagster_home, gemini_cli_path, gemini_env_factory):
     """``hardware_compute`` for DAY2 through the real CLI against ``api``, started and stopped here."""
     api.start()
     try:
-        env = gemini_env_factory(api.base_url)
-        env.update(
-            DAGSTER_HOME=str(dagster_home), NH_DATA_ROOT=str(tmp_path / "data"), NH_GEMINI_CLI=gemini_cli_path,
-            NH_PARTITION_START="2026-11-01", NH_TIMEZONE="UTC", NH_GEMINI_TRANSPORT=transport,
-            TMPDIR=tempfile.mkdtemp(prefix="nh-"),
-        )
+        env = _day_two_env(api, transport, tmp_path, dagster_home, gemini_cli_path, gemini_env_factory)
         return _materialize(env, "hardware_compute", tmp_path)
     finally:
         api.stop()
+
+
+# An expired Google login as the CLI caches it: the access token's expiry is long past, so the CLI
+# must refresh it. Obviously fake values: the refresh never reaches Google (see ``closed_proxy``).
+FAKE_REFRESH_TOKEN = "1//nh-fake-refresh-token-not-a-secret"
+EXPIRED_LOGIN = {
+    "access_token": "ya29.nh-fake-expired-access-token", "refresh_token": FAKE_REFRESH_TOKEN,
+    "scope": "https://www.googleapis.com/auth/cloud-platform", "token_type": "Bearer", "expiry_date": 1_000_000_000_000,
+}
+GOOGLE_LOGIN = {"security": {"auth": {"selectedType": "oauth-personal"}}}
+
+
+@contextlib.contextmanager
+def closed_proxy():
+    """An HTTPS proxy on 127.0.0.1 that notes each request line and hangs up: the CLI's refresh at
+    Google's token endpoint fails at once, and nothing leaves the machine whatever its DNS does."""
+    seen: list[str] = []
+
+    class Hangup(socketserver.StreamRequestHandler):
+        def handle(self):
+            seen.append(self.rfile.readline().decode("latin-1").strip())
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Hangup)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("transport", ["acp", "oneshot"])
+def test_an_expired_google_login_fails_the_first_step_and_the_rest_at_once(
+    transport, tmp_path, dagster_home, gemini_cli_path, gemini_env_factory
+):
+    rows = ["hardware_compute", "ethics_alignment", "emergent_open_source"]
+    api = FakeGeminiAPI(log_path=tmp_path / "api.jsonl").start()
+    try:
+        with closed_proxy() as (proxy, connects):
+            # The operator's home after `gemini` was run once and logged in with Google: no key anywhere.
+            env = _day_two_env(
+                api, transport, tmp_path, dagster_home, gemini_cli_path, gemini_env_factory,
+                api_key=None, settings=GOOGLE_LOGIN,
+            )
+            (Path(env["HOME"]) / ".gemini" / "oauth_creds.json").write_text(json.dumps(EXPIRED_LOGIN))
+            # A Google login talks to Code Assist: the fake API stands there too, and logs whatever reaches it.
+            env.update(CODE_ASSIST_ENDPOINT=api.base_url, HTTPS_PROXY=proxy, https_proxy=proxy)
+            result = _materialize(env, ",".join(rows), tmp_path)
+        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+            (failed,) = _failed_runs(instance)  # one run, one alert
+            summary = _summary(instance, failed)
+            events = [repr(e) for e in instance.all_logs(failed.run_id)]
+            descriptions = [
+                e.dagster_event.step_failure_data.user_failure_data.description
+                for e in instance.all_logs(failed.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+            ]
+    finally:
+        api.stop()
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert {f.kind for f in summary.failures} == {"auth"}, summary.markdown()
+    assert {f.step_key for f in summary.failures} == set(rows), summary.markdown()
+    assert "STEP_UP_FOR_RETRY" not in output
+    # The CLI tried to refresh the login at Google's token endpoint, and never got past it.
+    assert connects and all("oauth2.googleapis.com:443" in line for line in connects), connects
+    assert api.requests == [], api.requests
+    # The first failure names the login and what to do, in one line; the others are remembered.
+    first = [f for f in summary.failures if "remembered" not in f.cause]
+    assert first and len(first) < len(rows), summary.markdown()
+    assert len(descriptions) == len(rows)
+    for description in descriptions:  # a cause and a fix, not the CLI's stack trace
+        assert "\n" not in description.strip() and "initOauthClient" not in description, description
+        assert "Google login" in description and "— fix:" in description and "log in" in description, description
+    if transport == "acp":  # the warm CLI itself answered, at once: no wait for its init timeout, no fallback
+        assert any("the warm CLI asked for a new login" in f.cause for f in first), summary.markdown()
+        assert "Gemini transport oneshot" not in output
+    # The fake refresh token is nowhere: not in the run's events, its output, or the failure summary.
+    warm_logs = "".join(p.read_text() for p in dagster_home.rglob("*.log"))
+    for text in (output, summary.markdown(), "".join(events), warm_logs):
+        assert FAKE_REFRESH_TOKEN not in text
 
 
 class _SafetyModel(FakeGeminiAPI):
