@@ -60,11 +60,16 @@ def webhook_receiver():
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    with _serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)) as port:
+        yield f"http://127.0.0.1:{port}/hook", posts
+
+
+@contextlib.contextmanager
+def _serving(server: socketserver.BaseServer):
+    """``server`` served from a thread while the block runs; yields its port."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", posts
+        yield server.server_address[1]
     finally:
         server.shutdown()
         server.server_close()
@@ -283,13 +288,8 @@ def closed_proxy():
 
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Hangup)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(server) as port:
+        yield f"http://127.0.0.1:{port}", seen
 
 
 @pytest.mark.parametrize("transport", ["acp", "oneshot"])
