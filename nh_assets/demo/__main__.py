@@ -2,12 +2,16 @@
 
 ``scripts/dev.sh --demo`` starts it beside ``dagster dev`` and points the pipeline at it
 (``NH_DEMO=1``, ``NH_GEMINI_API_URL``); the Gemini resource only ever sees that base URL.
+It stops on SIGTERM or SIGINT even when its parent ignores them (a child inherits an ignored
+signal: nohup, some supervisors and test workers start it so), so a stopped demo never lingers
+holding its port.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import signal
+import threading
 
 from nh_assets.demo.api import FakeGeminiAPI
 
@@ -31,12 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         api = FakeGeminiAPI(latency_s=args.latency, log_path=args.log, port=args.port, redirect_ttl_s=args.redirect_ttl).start()
     except OSError as exc:
         parser.exit(2, f"demo: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc} — pick another --port\n")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     print(api.base_url, flush=True)
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        stop.wait()
     finally:
         api.stop()
     return 0

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -347,3 +349,24 @@ def test_grounding_links_redirect_to_an_article_then_expire(tmp_path: Path) -> N
         assert _get(link)[0] == 302
         time.sleep(0.4)
         assert _get(link)[0] == 404
+
+
+@pytest.mark.dagster
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_the_demo_api_stops_on_sigterm_even_when_its_parent_ignores_it(inherited: str) -> None:
+    """``scripts/dev.sh --demo`` stops it with SIGTERM; a parent that ignores SIGTERM (nohup'd shells,
+    supervisors, test workers) hands the ignore down, and the demo must still stop, not hold its port."""
+    def start() -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN if inherited == "ignored" else signal.SIG_DFL)
+
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "nh_assets.demo", "--port", "0"], stdout=subprocess.PIPE, text=True, preexec_fn=start
+    )
+    try:
+        url = demo.stdout.readline().strip()
+        assert _get(f"{url}/v1beta/models")[0] in (200, 404)  # serving
+        demo.terminate()
+        assert demo.wait(timeout=30) == 0
+    finally:
+        demo.kill()
+        demo.wait()
