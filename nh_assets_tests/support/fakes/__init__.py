@@ -24,12 +24,14 @@ FAKES_PASSTHROUGH = "FAKE_GEMINI_*,FAKE_WRANGLER_*"
 ONESHOT_FOR_THE_FAKE_CLI = {"NH_GEMINI_TRANSPORT": "oneshot"}
 
 
-def install_fake(path: Path, module: str = FAKE_GEMINI) -> Path:
+def install_fake(path: Path, module: str = FAKE_GEMINI, *, root: Path = REPO_ROOT) -> Path:
+    """``root`` is the source tree the fake is imported from (another checkout's, for a benchmark
+    that runs an earlier version of the code beside this one)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         f"#!{sys.executable}\n"
         "import sys\n"
-        f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
         f"from {module} import main\n"
         "sys.exit(main())\n"
     )
