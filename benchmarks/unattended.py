@@ -38,8 +38,6 @@ import sys
 import tarfile
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from benchmarks.machine import DAGSTER, load_average
@@ -52,6 +50,7 @@ from nh_assets_tests.support.fakes import install_fake
 from nh_assets_tests.support.gemini_api_fixtures import gemini_env
 from nh_assets_tests.support.inventive_model import InventiveModel
 from nh_assets_tests.support.registry_edit import SPENT_MODEL, registry_with_fallbacks
+from nh_assets_tests.support.site_links import status_now
 from nh_assets_tests.support.webhook import webhook_receiver
 
 GEMINI = REPO_ROOT / "node_modules" / ".bin" / "gemini"
@@ -197,23 +196,6 @@ def _day_two(side: Side, env: dict[str, str], deadline_s: float) -> tuple[float,
     return time.monotonic() - started, True, code
 
 
-def _status(url: str) -> int:
-    """The HTTP status ``url`` answers now, redirects not followed; 0 when it cannot be reached."""
-
-    class NoFollow(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args, **kwargs):
-            return None
-
-    try:
-        with urllib.request.build_opener(NoFollow()).open(url, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as answer:
-        answer.close()
-        return answer.code
-    except OSError:
-        return 0
-
-
 def _cited_links(page: str, web: str) -> dict[str, int]:
     """Each citation on the day page, counted where a reader meets it: a link to the fake's web
     (a search's article or grounding redirect) that answers 200 now is resolved, any other answer
@@ -224,7 +206,7 @@ def _cited_links(page: str, web: str) -> dict[str, int]:
         if not url.startswith(web):
             counts["unverified"] += 1
         else:
-            counts["resolved" if _status(url) == 200 else "dead"] += 1
+            counts["resolved" if status_now(url) == 200 else "dead"] += 1
     return counts
 
 
@@ -279,7 +261,10 @@ def _cell(r: dict, key: str, deadline_s: float) -> str:
     if key == "wall_s":
         if not r["finished"]:
             return f"> {deadline_s:.0f} s (still running, killed)"
-        extra = f" + catch-up {r['catch_up_s']:.0f} s ({len(r['catch_up'])} assets)" if "catch_up_s" in r else ""
+        extra = (
+            f" + catch-up of {len(r['catch_up'])} assets {r['catch_up_s']:.0f} s (exit {r['catch_up_exit']})"
+            if "catch_up_s" in r else ""
+        )
         return f"{r['wall_s']:.0f} s (exit {r['exit']}){extra}"
     if key == "spent_requests":
         return "no 429 met" if r[key] is None else str(r[key])
@@ -291,7 +276,7 @@ def _cell(r: dict, key: str, deadline_s: float) -> str:
     if r["site_exit"] is None:
         return "not built (rows cut)"
     if r["links"] is None:
-        return f"no day page (site exit {r['site_exit']})"
+        return "the site has no page for the day" if r["site_exit"] == 0 else f"no day page (site exit {r['site_exit']})"
     return str(r["links"][key])
 
 
