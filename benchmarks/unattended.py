@@ -1,7 +1,7 @@
 """Benchmark: one unattended day at free-tier quotas, the code before the unattended work beside today's.
 
     .venv/bin/python -m benchmarks.unattended [--flash-per-day 20] [--deadline 1200] [--before ad60e36]
-    .venv/bin/python -m benchmarks.unattended --rows 2 --deadline 120     # tiny: what the suite runs
+    .venv/bin/python -m benchmarks.unattended --rows 2 --flash-per-day 2 --deadline 45   # what the suite runs
 
 A script that prints figures, not a test. On the free tier a day needs more gemini-2.5-flash
 requests than its daily quota, and grounding links expire after the day; what matters then is
