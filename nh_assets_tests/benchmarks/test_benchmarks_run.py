@@ -111,3 +111,18 @@ def test_the_lighthouse_script_scores_every_page_in_every_category(tmp_path):
     scores = [_figure(rf"(?m)^{re.escape(page)}\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$", out) for page in pages]
     assert all(0 <= score <= 100 for row in scores for score in row), scores
     assert _figure(r"lowest score (\d+) \(goal >= 0\)", out) == [min(min(row) for row in scores)]
+
+
+@pytest.mark.real_cli
+def test_the_unattended_benchmark_prints_the_day_before_and_after_side_by_side(tmp_path):
+    # Two research rows, a quota the day overruns at once, the old code killed at its deadline.
+    out = _bench("unattended", "--rows", "2", "--flash-per-day", "2", "--deadline", "45", tmp_path=tmp_path)
+    header = re.search(r"(?m)^figure\s+before \(ad60e36\)\s+after \(working tree\)\s*$", out)
+    assert header, out
+    table = out[header.end():]
+    (spent,) = _figure(r"(?m)^requests to gemini-2\.5-flash after its first per-day 429\s+\S.*?\s{2,}(\d+)\s*$", table)
+    assert spent >= 0
+    wall = r"(> 45 s \(still running, killed\)|\d+ s \(exit \d+\)( \+ catch-up of \d+ assets \d+ s \(exit \d+\))?)"
+    assert re.search(rf"(?m)^wall time of the day\s+{wall}\s+{wall}\s*$", table), out
+    assert re.search(r"(?m)^alerts sent\s+\d+ \(\d+ failed runs; failure sensor only\)\s+\d+ \(\d+ failed runs; failure \+ service sensors\)", table), out
+    _figure(rf"/proc/loadavg {NUMBER} {NUMBER} {NUMBER}", out)

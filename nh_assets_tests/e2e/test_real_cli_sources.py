@@ -14,8 +14,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -25,6 +23,7 @@ from dagster._core.event_api import PartitionKeyFilter  # the 1.13 storage API t
 from nh_assets.prompts.sources import GROUNDED_CHECK, UNVERIFIED, read_sources
 from nh_assets.settings import load_settings
 from nh_assets_tests.support.inventive_model import MADE_UP_URL, InventiveModel
+from nh_assets_tests.support.site_links import status_now
 
 pytestmark = pytest.mark.real_cli
 
@@ -32,20 +31,6 @@ DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY = "2026-11-22"
 GROUNDED, INVENTS, SEARCH_FAILS = "ai_ecosystem_watch", "tech_regulation_pulse", "ethics_alignment"
 PUBLISHING = ("daily_aggregator", "tag_extractor", "dashboard_renderer", "site_payload_exporter")
-
-
-class _NoFollow(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.build_opener(_NoFollow()).open(url, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as answer:
-        answer.close()
-        return answer.code
 
 
 @pytest.fixture
@@ -122,14 +107,14 @@ def test_published_sources_outlive_their_grounding_redirects(tmp_path, dagster_h
     # The redirects die, as Google's do; the site is built after that.
     model.web.expire_redirects()
     redirects = [c for c in re.findall(r"\((http://[^)\s]+/grounding-api-redirect/[^)\s]+)\)", json.dumps(model.requests))]
-    assert redirects and all(_status(u) == 404 for u in set(redirects))
+    assert redirects and all(status_now(u) == 404 for u in set(redirects))
     _materialize(env, tmp_path, "site")
 
     site = load_settings(env).site_dir
     page = (site / "reports" / DAY / "index.html").read_text()
     links = set(re.findall(r'href="(https?://[^"]+)"', page))
     assert links == {s.url for pid in (GROUNDED, INVENTS) for s in found[pid].grounded}
-    assert all(_status(url) == 200 for url in links)
+    assert all(status_now(url) == 200 for url in links)
     assert "grounding-api-redirect" not in page
     assert MADE_UP_URL not in page and "unverified" in page
     kpis = json.loads((data / "site_src" / f"{DAY}.json").read_text())["kpis"]

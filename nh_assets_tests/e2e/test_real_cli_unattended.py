@@ -15,11 +15,9 @@
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import socketserver
 import subprocess
-import threading
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -40,57 +38,20 @@ from nh_assets.operations.sensors import FAILURE_SENSOR_NAME, FAILURES_DIR
 from nh_assets.operations.service_alerts import SERVICE_SENSOR_NAME
 from nh_assets.registry import load_registry
 from nh_assets.settings import load_settings
-from nh_assets_tests.support.registry_edit import edited_registry, latest_metadata
+from nh_assets_tests.support.registry_edit import (
+    FALLBACK_MODEL, NO_FALLBACK, SPENT_MODEL, latest_metadata, registry_with_fallbacks,
+)
 from nh_assets_tests.support.fakes import shared_fake_api
 from nh_assets_tests.support.sloppy_model import prompt_id_of
+from nh_assets_tests.support.loopback import serving
+from nh_assets_tests.support.webhook import webhook_receiver
 
 pytestmark = pytest.mark.real_cli
 
-@contextlib.contextmanager
-def webhook_receiver():
-    """A chat webhook on 127.0.0.1 that keeps what it is sent."""
-    posts: list[dict] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server API)
-            posts.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    with _serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)) as port:
-        yield f"http://127.0.0.1:{port}/hook", posts
-
-
-@contextlib.contextmanager
-def _serving(server: socketserver.BaseServer):
-    """``server`` served from a thread while the block runs; yields its port."""
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 DAY1, DAY2 = "2026-11-21", "2026-11-22"
-SPENT, FALLBACK = "gemini-2.5-flash", "gemini-2.5-flash-lite"
-# Research rows left without a fallback: their failure is the honest one, named and not retried.
-NO_FALLBACK = {"developer_tools", "prompt_engineering", "startup_radar"}
+SPENT, FALLBACK = SPENT_MODEL, FALLBACK_MODEL
 NOON = datetime(2026, 11, 22, 12, tzinfo=timezone.utc)
-
-
-def _registry_with_fallbacks(path: Path) -> Path:
-    """The shipped registry with a fallback_model column: every flash row but ``NO_FALLBACK``."""
-
-    def fall_back(row: dict[str, str]) -> None:
-        if row["model"] == SPENT and row["prompt_id"] not in NO_FALLBACK:
-            row["fallback_model"] = FALLBACK
-
-    return edited_registry(path, fall_back, new_columns=("fallback_model",))
 
 
 def _day_one(tmp_path: Path, dagster_home: Path, fake_cli: Path, registry_path: Path) -> dict[str, str]:
@@ -136,7 +97,7 @@ def _summary(instance, run):
 def test_a_spent_daily_quota_stops_the_asking_and_the_day_publishes_through_fallbacks(
     tmp_path, dagster_home, fake_cli, gemini_cli_path, gemini_env_factory
 ):
-    registry_path = _registry_with_fallbacks(tmp_path / "prompts.tsv")
+    registry_path = registry_with_fallbacks(tmp_path / "prompts.tsv")
     registry = load_registry(registry_path)
     base = _day_one(tmp_path, dagster_home, fake_cli, registry_path)
     data = Path(base["NH_DATA_ROOT"])
@@ -218,7 +179,7 @@ def test_a_spent_daily_quota_stops_the_asking_and_the_day_publishes_through_fall
 def test_an_expired_login_fails_the_first_step_and_the_rest_at_once(
     tmp_path, dagster_home, fake_cli, gemini_cli_path, gemini_env_factory
 ):
-    registry_path = _registry_with_fallbacks(tmp_path / "prompts.tsv")
+    registry_path = registry_with_fallbacks(tmp_path / "prompts.tsv")
     base = _day_one(tmp_path, dagster_home, fake_cli, registry_path)
     api = FakeGeminiAPI(auth_status=401, log_path=tmp_path / "api.jsonl").start()
     try:
@@ -288,7 +249,7 @@ def closed_proxy():
 
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Hangup)
     server.daemon_threads = True
-    with _serving(server) as port:
+    with serving(server) as port:
         yield f"http://127.0.0.1:{port}", seen
 
 

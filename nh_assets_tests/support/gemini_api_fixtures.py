@@ -31,6 +31,7 @@ Every settings key / env var used below was checked in the 0.61.0 CLI bundle
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -63,54 +64,55 @@ GEMINI_CLI_TEST_SETTINGS: dict[str, Any] = _merge(CLI_SETTINGS, {"tools": {"core
 GeminiEnvFactory = Callable[..., dict[str, str]]
 
 
+def gemini_env(
+    root: Path,
+    base_url: str,
+    *,
+    api_key: str | None = FAKE_API_KEY,
+    trust: bool = True,
+    settings: dict[str, Any] | None = None,
+    name: str = "gemini-home",
+) -> dict[str, str]:
+    """A complete, hermetic environment for one gemini CLI subprocess, its home under ``root``.
+
+    ``api_key=None`` omits GEMINI_API_KEY, ``trust=False`` omits GEMINI_CLI_TRUST_WORKSPACE,
+    ``settings`` is deep-merged into the settings.json above. The result is meant to be passed as
+    ``env=`` as is (NOT merged with ``os.environ``, so a developer's real GEMINI_API_KEY /
+    GOOGLE_* / proxy variables never leak in).
+    """
+    home = root / name
+    (home / ".gemini").mkdir(parents=True, exist_ok=True)
+    tmpdir = root / f"{name}-tmp"
+    tmpdir.mkdir(exist_ok=True)
+    merged = _merge(GEMINI_CLI_TEST_SETTINGS, settings or {})
+    (home / ".gemini" / "settings.json").write_text(json.dumps(merged, indent=2), encoding="utf-8")
+    env = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "HOME": str(home),
+        "GEMINI_CLI_HOME": str(home),
+        "TMPDIR": str(tmpdir),
+        "GOOGLE_GEMINI_BASE_URL": base_url,
+        "GEMINI_CLI_NO_RELAUNCH": "true",
+        "GEMINI_TELEMETRY_ENABLED": "false",
+        "NO_COLOR": "1",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+    for var in ("LANG", "LC_ALL", "TZ"):
+        if var in os.environ:
+            env[var] = os.environ[var]
+    if api_key is not None:
+        env["GEMINI_API_KEY"] = api_key
+    if trust:
+        env["GEMINI_CLI_TRUST_WORKSPACE"] = "true"
+    return env
+
+
 @pytest.fixture
 def gemini_env_factory(tmp_path: Path) -> GeminiEnvFactory:
-    """Build a complete, hermetic environment for one gemini CLI subprocess.
-
-    ``factory(base_url, *, api_key=FAKE_API_KEY, trust=True, settings=None,
-    name="gemini-home") -> dict``.  ``api_key=None`` omits GEMINI_API_KEY,
-    ``trust=False`` omits GEMINI_CLI_TRUST_WORKSPACE, ``settings`` is
-    deep-merged into the settings.json above.  The result is meant to be
-    passed as ``env=`` as is (NOT merged with ``os.environ``, so a developer's
-    real GEMINI_API_KEY / GOOGLE_* / proxy variables never leak in).
-    """
-
-    def factory(
-        base_url: str,
-        *,
-        api_key: str | None = FAKE_API_KEY,
-        trust: bool = True,
-        settings: dict[str, Any] | None = None,
-        name: str = "gemini-home",
-    ) -> dict[str, str]:
-        home = tmp_path / name
-        (home / ".gemini").mkdir(parents=True, exist_ok=True)
-        tmpdir = tmp_path / f"{name}-tmp"
-        tmpdir.mkdir(exist_ok=True)
-        merged = _merge(GEMINI_CLI_TEST_SETTINGS, settings or {})
-        (home / ".gemini" / "settings.json").write_text(json.dumps(merged, indent=2), encoding="utf-8")
-        env = {
-            "PATH": os.environ.get("PATH", os.defpath),
-            "HOME": str(home),
-            "GEMINI_CLI_HOME": str(home),
-            "TMPDIR": str(tmpdir),
-            "GOOGLE_GEMINI_BASE_URL": base_url,
-            "GEMINI_CLI_NO_RELAUNCH": "true",
-            "GEMINI_TELEMETRY_ENABLED": "false",
-            "NO_COLOR": "1",
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-        }
-        for var in ("LANG", "LC_ALL", "TZ"):
-            if var in os.environ:
-                env[var] = os.environ[var]
-        if api_key is not None:
-            env["GEMINI_API_KEY"] = api_key
-        if trust:
-            env["GEMINI_CLI_TRUST_WORKSPACE"] = "true"
-        return env
-
-    return factory
+    """``factory(base_url, *, api_key=FAKE_API_KEY, trust=True, settings=None, name="gemini-home")``:
+    :func:`gemini_env` with its home under the test's ``tmp_path``."""
+    return functools.partial(gemini_env, tmp_path)
 
 
 @pytest.fixture

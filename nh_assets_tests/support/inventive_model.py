@@ -6,8 +6,8 @@ A subclass of the fake Gemini API, answering through its two hooks (``answer``, 
   plausible report URL it made up (``MADE_UP_URL``), beside the sources its search returned (the
   fake appends those, as a model that searched would);
 - a search request (the CLI's web-search model, ``googleSearch`` grounding) whose query contains
-  ``failing_search`` is answered ``400 INVALID_ARGUMENT``, as the API answers a request it will
-  not serve; the CLI turns that into a tool error for the model, which answers anyway.
+  ``failing_search``, when one is given, is answered ``400 INVALID_ARGUMENT``, as the API answers
+  a request it will not serve; the CLI turns that into a tool error for the model, which answers anyway.
 
 Everything else is the demo's answer, with grounding redirects that the test can expire.
 """
@@ -22,14 +22,15 @@ SEARCH_MODEL = "gemini-3-flash-preview"
 
 
 class InventiveModel(FakeGeminiAPI):
-    def __init__(self, *, invents_for: tuple[str, ...], failing_search: str, **kwargs) -> None:
+    def __init__(self, *, invents_for: tuple[str, ...], failing_search: str | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.invents_for = invents_for
         self.failing_search = failing_search
 
     def refusal(self, model: str, prompt: str) -> int | None:
         # The search request's only text is its query (0.61.0's web-search tool).
-        return 400 if model == SEARCH_MODEL and self.failing_search in prompt else None
+        failing = self.failing_search is not None and self.failing_search in prompt
+        return 400 if model == SEARCH_MODEL and failing else None
 
     def answer(self, model: str, prompt: str) -> str:
         text = render_fake_response(prompt)

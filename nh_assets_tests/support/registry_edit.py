@@ -44,3 +44,19 @@ def latest_metadata(instance: dg.DagsterInstance, key: str, day: str) -> dict:
     ).records
     assert records, f"{key} has no materialization for {day}"
     return records[0].asset_materialization.metadata
+
+
+SPENT_MODEL, FALLBACK_MODEL = "gemini-2.5-flash", "gemini-2.5-flash-lite"
+# Research rows left without a fallback: their failure is the honest one, named and not retried.
+NO_FALLBACK = frozenset({"developer_tools", "prompt_engineering", "startup_radar"})
+
+
+def registry_with_fallbacks(path: Path) -> Path:
+    """The shipped registry with a fallback_model column: ``FALLBACK_MODEL`` for every
+    ``SPENT_MODEL`` row but ``NO_FALLBACK``, as an operator on the free tier would set it."""
+
+    def fall_back(row: Row) -> None:
+        if row["model"] == SPENT_MODEL and row["prompt_id"] not in NO_FALLBACK:
+            row["fallback_model"] = FALLBACK_MODEL
+
+    return edited_registry(path, fall_back, new_columns=("fallback_model",))

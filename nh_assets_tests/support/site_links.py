@@ -1,4 +1,5 @@
-"""A link checker for a built site: every href and src must name a file of the build.
+"""A link checker for a built site: every href and src must name a file of the build; and what a
+cited link answers now.
 
 Root-relative and relative references are resolved against the build (``/x/`` means
 ``x/index.html``; query strings and fragments are ignored). Absolute ``http(s)`` references are
@@ -8,6 +9,8 @@ browser would *load* (script, stylesheet, icon, image, frame) must come from the
 
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -61,3 +64,21 @@ def refs_in(page: Path) -> list[tuple[str, str, str]]:
     parser = _Refs()
     parser.feed(page.read_text(encoding="utf-8"))
     return parser.refs
+
+
+class _NoFollow(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def status_now(url: str) -> int:
+    """The HTTP status ``url`` answers now, redirects not followed (a live grounding redirect is a
+    302, an expired one a 404); 0 when it cannot be reached at all."""
+    try:
+        with urllib.request.build_opener(_NoFollow()).open(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as answer:
+        answer.close()
+        return answer.code
+    except OSError:
+        return 0

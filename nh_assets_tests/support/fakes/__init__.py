@@ -24,16 +24,18 @@ FAKES_PASSTHROUGH = "FAKE_GEMINI_*,FAKE_WRANGLER_*"
 ONESHOT_FOR_THE_FAKE_CLI = {"NH_GEMINI_TRANSPORT": "oneshot"}
 
 
-def install_fake(path: Path, module: str = FAKE_GEMINI) -> Path:
+def install_fake(path: Path, module: str = FAKE_GEMINI, *, root: Path = REPO_ROOT) -> Path:
     """The executable loads the fake's file alone, not through this package, whose harness imports
     (Dagster, the settings) would cost every fake call a second of start-up the real CLI does not
-    have, and which benchmarks would count as the pipeline's own overhead."""
-    source = REPO_ROOT.joinpath(*module.split(".")).with_suffix(".py")
+    have, and which benchmarks would count as the pipeline's own overhead. ``root`` is the source
+    tree the fake comes from (another checkout's, for a benchmark that runs an earlier version of
+    the code beside this one)."""
+    source = root.joinpath(*module.split(".")).with_suffix(".py")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         f"#!{sys.executable}\n"
         "import importlib.util, sys\n"
-        f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
+        f"sys.path.insert(0, {str(root)!r})\n"
         f"spec = importlib.util.spec_from_file_location({module!r}, {str(source)!r})\n"
         "fake = sys.modules[spec.name] = importlib.util.module_from_spec(spec)\n"
         "spec.loader.exec_module(fake)\n"
