@@ -10,8 +10,10 @@ private PostgreSQL server holding storage and the Gemini bucket) with the repo's
 pool limits, the real code location loaded by ``dagster job execute -j neurohelix_daily`` (one partition) or by
 ``dagster dev`` and a multi-run backfill launched through GraphQL (several days), and the fake
 ``gemini`` executable answering after a fixed latency L. The fake logs every call's start and end,
-which the step figures are computed from; the rate figures come from the requests the fake
-Gemini API received through the rate gate, where the quota applies.
+which the step figures are computed from (each step's phases, median and p95 across steps:
+``benchmarks.step_breakdown``); the rate figures come from the requests the fake Gemini API received
+through the rate gate, where the quota applies. Memory is the process tree's peak, as summed RSS and
+as summed PSS, with the peak PSS of each kind of process.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -31,7 +32,8 @@ from pathlib import Path
 import dagster as dg
 
 from benchmarks.lower_bound import lower_bound_s
-from benchmarks.machine import DAGSTER, TreeMemory
+from benchmarks.machine import DAGSTER, TreeMemory, load_average
+from benchmarks.step_breakdown import percentile, step_phases, summary_lines
 from nh_assets.registry import Registry, load_registry
 from nh_assets.settings import registry_path_from_env
 from nh_assets_tests.support.fakes import pipeline_env, shared_fake_api
@@ -73,14 +75,14 @@ def calls(env: dict[str, str]) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+# The phases from the executor's launch to STEP_SUCCESS, the model call and permit waits left out.
+OVERHEAD_PHASES = ["process start", "plan + resources", "before the CLI", "answer -> artifact", "checks + events"]
 
 
 def one_partition(latency: float, day: str, registry: Registry, extra_env: dict[str, str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="nh-bench-") as tmp:
         env = make_env(Path(tmp), latency, rate=50, extra=extra_env)
+        load_before = load_average()
         started = time.monotonic()
         proc = subprocess.Popen(
             # The daily job, as the schedule runs it: the 22 prompts with their in-step checks.
@@ -105,34 +107,22 @@ def one_partition(latency: float, day: str, registry: Registry, extra_env: dict[
                 waits[spec.prompt_id] = sum(
                     meta[name].value for name in ("gemini.rate_limit_wait_s", "gemini.process_slot_wait_s") if name in meta
                 )
-        cli_time = {c["prompt_id"]: c["end"] - c["start"] for c in calls(env)}
-        worker_start: dict[str, float] = {}
-        step_end: dict[str, float] = {}
-        run_start = run_end = None
-        for entry in events:
-            event = entry.dagster_event
-            if event is None:
-                continue
-            if event.event_type == dg.DagsterEventType.RUN_START:
-                run_start = entry.timestamp
-            elif event.event_type == dg.DagsterEventType.RUN_SUCCESS:
-                run_end = entry.timestamp
-            elif event.event_type == dg.DagsterEventType.STEP_WORKER_STARTING:
-                worker_start[event.step_key] = entry.timestamp
-            elif event.event_type == dg.DagsterEventType.STEP_SUCCESS:
-                step_end[event.step_key] = entry.timestamp
-        # Orchestration overhead: the step's process lifetime minus the model call and minus the
-        # waits for a rate permit or a process permit, which are limits doing their job.
-        overheads = [
-            step_end[k] - worker_start[k] - cli_time.get(k, 0.0) - waits.get(k, 0.0) for k in step_end if k in worker_start
-        ]
+        run_at = {e.dagster_event.event_type: e.timestamp for e in events if e.dagster_event is not None}
+        run_start, run_end = run_at[dg.DagsterEventType.RUN_START], run_at[dg.DagsterEventType.RUN_SUCCESS]
+        phases = step_phases(events, calls(env), waits, memory.started, memory.last_seen)
+        # Orchestration overhead: the step's process lifetime (launch to STEP_SUCCESS) minus the
+        # model call and minus the waits for a rate permit or a process permit, limits doing their job.
+        overheads = [sum(p[name] for name in OVERHEAD_PHASES) for p in phases.values()]
         return {
             "run_wall_s": run_end - run_start,
             "command_wall_s": command_wall,
             "overhead_median_s": statistics.median(overheads),
-            "overhead_p95_s": _percentile(overheads, 0.95),
+            "overhead_p95_s": percentile(overheads, 0.95),
             "steps": len(overheads),
             "peak_rss_mb": peak / 2**20,
+            "phases": phases,
+            "memory": memory,
+            "load_before": load_before,
         }
 
 
@@ -167,7 +157,7 @@ def backfill(days: list[str], latency: float, rate: int, registry: Registry) -> 
             seen = len(shared_fake_api().requests)
             backfill_id = server.launch_backfill(params)
             started = time.monotonic()
-            memory = TreeMemory(os.getpid())
+            memory = TreeMemory(os.getpid(), root_kind="benchmark")
             memory.start()
             while True:
                 status = server.backfill_status(backfill_id)
@@ -236,12 +226,14 @@ def _run_parts(args: argparse.Namespace, fresh_database) -> int:
         extra = {"NH_EXECUTOR_START_METHOD": args.start_method} if args.start_method else None
         bounds = lower_bound_s(registry, args.latency, max_processes, 50)
         result = one_partition(args.latency, "2026-11-20", registry, extra)
-        print(f"one partition, L = {args.latency:g} s, {result['steps']} steps")
+        print(f"one partition, L = {args.latency:g} s, {result['steps']} steps [{result['load_before']} before]")
         print(f"  per-step overhead        median {result['overhead_median_s']:.2f} s, p95 {result['overhead_p95_s']:.2f} s")
         print(f"  run wall (RUN_START..SUCCESS) {result['run_wall_s']:.1f} s; whole command {result['command_wall_s']:.1f} s")
         print("  lower bound              " + ", ".join(f"{k} {v:.1f} s" for k, v in bounds.items() if k != "bound"))
         print(f"  bound {bounds['bound']:.1f} s; wall / bound = {result['run_wall_s'] / bounds['bound']:.2f}")
-        print(f"  peak memory (process tree) {result['peak_rss_mb']:.0f} MB")
+        for line in summary_lines(result["phases"]) + result["memory"].summary_lines():
+            print(line)
+        print("    (the rate gates are threads of the step processes; their memory is the steps')")
     if "backfill" in parts:
         fresh_database()
         days = [f"2026-11-{d:02d}" for d in range(10, 10 + args.days)]

@@ -61,7 +61,19 @@ def test_the_day_benchmark_prints_its_overheads_bound_and_backfill(tmp_path, two
     median, p95 = _figure(rf"per-step overhead\s+median {NUMBER} s, p95 {NUMBER} s", out)
     assert 0 <= median <= p95
     _figure(rf"bound {NUMBER} s; wall / bound = {NUMBER}", out)
-    _figure(rf"peak memory \(process tree\) {NUMBER} MB", out)
+    phases = [
+        "process start", "plan + resources", "before the CLI", "CLI calls", "answer -> artifact",
+        "checks + events", "permit waits",
+    ]
+    for phase in phases:
+        median, p95 = _figure(rf"(?m)^\s+{re.escape(phase)}\s+{NUMBER} s\s+{NUMBER} s\s+\(", out)
+        assert median <= p95, phase
+    (events,) = _figure(r"events per step\s+median (\d+), max \d+", out)
+    assert events > 0
+    rss, pss = _figure(rf"peak memory \(process tree\) RSS summed {NUMBER} MB, PSS summed {NUMBER} MB", out)
+    assert 0 < pss <= rss
+    for kind in ("run worker", "forkserver", "step processes", "CLIs"):
+        _figure(rf"peak PSS {kind}\s+{NUMBER} MB, (\d+) at once, largest {NUMBER} MB", out)
     assert "backfill of 1 days, R = 60/min, L = 0.1 s: COMPLETED_SUCCESS" in out, out
     (requests,) = _figure(r"requests (\d+) in \d+ s", out)
     (window,) = _figure(r"max requests in any 60 s window (\d+) \(limit 60\)", out)
