@@ -32,6 +32,19 @@ pytest_plugins = [
     "nh_assets_tests.support.postgres_fixtures",
 ]
 
+# The slowest tiers first: pytest-xdist hands tests to its workers in collection order, so the
+# minute-long runs start at once and the second-long ones fill the gaps, and the workers finish
+# together instead of one worker starting a whole-day run when the others are done.
+SLOWEST_FIRST = ("real_cli", "browser", "services", "dagster", "fast")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return next((i for i, tier in enumerate(SLOWEST_FIRST) if item.get_closest_marker(tier)), len(SLOWEST_FIRST))
+
+    items.sort(key=rank)
+
+
 @pytest.fixture
 def fake_cli(tmp_path: Path) -> Path:
     """An executable named ``gemini`` that runs the fake CLI with this interpreter."""

@@ -5,7 +5,8 @@
 #
 #   bash scripts/test.sh            the whole suite (every tier; CI runs this)
 #   bash scripts/test.sh --fast     the fast tier only (pytest -m fast): in process, no apt service,
-#                                   no browser; prints its wall time at the end
+#                                   no browser
+#   NH_TEST_WORKERS=N               pytest-xdist workers (0: one process); both print their wall time
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fast=0
@@ -17,9 +18,15 @@ bash scripts/setup.sh
 if (( fast )); then
     started=$SECONDS
     status=0
-    .venv/bin/python -m pytest -m fast "$@" || status=$?
+    .venv/bin/python -m pytest -m fast -n "${NH_TEST_WORKERS:-2}" "$@" || status=$?
     echo "test.sh --fast: $((SECONDS - started)) s wall (load $(cut -d' ' -f1-3 /proc/loadavg))"
     exit "$status"
 fi
 bash scripts/install_test_services.sh   # Debian's chromium, postgresql, redis-server (apt; root or sudo)
-exec .venv/bin/python -m pytest "$@"
+# Workers (pytest-xdist): most tests wait on fake latencies, servers and subprocesses, so more
+# workers than cores pays; NH_TEST_WORKERS=0 runs everything in this one process.
+started=$SECONDS
+status=0
+.venv/bin/python -m pytest -n "${NH_TEST_WORKERS:-3}" "$@" || status=$?
+echo "test.sh: $((SECONDS - started)) s wall (load $(cut -d' ' -f1-3 /proc/loadavg))"
+exit "$status"

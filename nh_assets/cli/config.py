@@ -50,6 +50,8 @@ _OTHERS: tuple[Variable, ...] = (
     Variable("NH_DEMO_PORT", None, PLAIN, "scripts/dev.sh --demo's fake Gemini API port", "8765"),
     Variable("NH_DEBUG", None, PLAIN, "1: nh prints the traceback of an unexpected error"),
     Variable("NH_CHROMIUM", None, PLAIN, "the Chromium the browser tests drive (scripts/test.sh)", "/usr/bin/chromium"),
+    Variable("NH_TEST_WORKERS", None, PLAIN, "scripts/test.sh's pytest-xdist workers (0: one process)",
+             "3 (--fast: 2)"),
 )
 
 

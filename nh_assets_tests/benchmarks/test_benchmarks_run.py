@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,14 +34,18 @@ def two_prompt_registry(tmp_path: Path) -> Path:
     return path
 
 
-def _bench(name: str, *args: str, tmp_path: Path, registry: Path | None = None) -> str:
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    if registry is not None:
-        env["NH_REGISTRY"] = str(registry)
-    result = subprocess.run(
-        [sys.executable, "-m", f"benchmarks.{name}", *args],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900,
-    )
+def _bench(name: str, *args: str, registry: Path | None = None) -> str:
+    # The benchmark's temporary files go to a short directory of their own, not under tmp_path: the
+    # forkserver's and Chromium's sockets live in TMPDIR, and a Unix socket path holds 107 bytes,
+    # which a pytest-xdist worker's tmp_path (…/popen-gw1/test_the_…/) can exceed.
+    with tempfile.TemporaryDirectory(prefix="nhb-") as scratch:
+        env = {**os.environ, "TMPDIR": scratch}
+        if registry is not None:
+            env["NH_REGISTRY"] = str(registry)
+        result = subprocess.run(
+            [sys.executable, "-m", f"benchmarks.{name}", *args],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900,
+        )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -52,10 +57,10 @@ def _figure(pattern: str, output: str) -> list[float]:
 
 
 @pytest.mark.dagster
-def test_the_day_benchmark_prints_its_overheads_bound_and_backfill(tmp_path, two_prompt_registry):
+def test_the_day_benchmark_prints_its_overheads_bound_and_backfill(two_prompt_registry):
     out = _bench(
         "day", "--parts", "one,backfill", "--latency", "0.1", "--days", "1", "--rate", "60",
-        "--backfill-latency", "0.1", tmp_path=tmp_path, registry=two_prompt_registry,
+        "--backfill-latency", "0.1", registry=two_prompt_registry,
     )
     assert _figure(r"one partition, L = 0\.1 s, (\d+) steps", out) == [2.0]
     median, p95 = _figure(rf"per-step overhead\s+median {NUMBER} s, p95 {NUMBER} s", out)
@@ -81,10 +86,10 @@ def test_the_day_benchmark_prints_its_overheads_bound_and_backfill(tmp_path, two
 
 
 @pytest.mark.real_cli
-def test_the_warm_cli_benchmark_prints_both_transports_side_by_side(tmp_path, two_prompt_registry):
+def test_the_warm_cli_benchmark_prints_both_transports_side_by_side(two_prompt_registry):
     out = _bench(
         "warm_cli", "--latencies", "0.1", "--days", "1", "--backfill-latency", "0.1",
-        tmp_path=tmp_path, registry=two_prompt_registry,
+        registry=two_prompt_registry,
     )
     for transport in ("oneshot", "acp"):
         day = rf"{transport}\s+\[load [^\]]+\] wall {NUMBER} s \(command {NUMBER} s\), .*?(\d+) calls"
@@ -96,8 +101,8 @@ def test_the_warm_cli_benchmark_prints_both_transports_side_by_side(tmp_path, tw
 
 
 @pytest.mark.real_cli
-def test_the_requests_benchmark_prints_its_json_and_the_before_and_after(tmp_path, two_prompt_registry):
-    out = _bench("requests", "--day", "2026-11-22", tmp_path=tmp_path, registry=two_prompt_registry)
+def test_the_requests_benchmark_prints_its_json_and_the_before_and_after(two_prompt_registry):
+    out = _bench("requests", "--day", "2026-11-22", registry=two_prompt_registry)
     table, _, summary = out.partition("\nload average")
     before, after = json.loads(table)
     for figures in (before, after):
@@ -106,8 +111,8 @@ def test_the_requests_benchmark_prints_its_json_and_the_before_and_after(tmp_pat
 
 
 @pytest.mark.browser
-def test_the_site_benchmark_prints_its_builds_and_the_search_payload(tmp_path):
-    out = _bench("site", "--days", "12", tmp_path=tmp_path)
+def test_the_site_benchmark_prints_its_builds_and_the_search_payload():
+    out = _bench("site", "--days", "12")
     assert _figure(r"inputs: (\d+) days written", out) == [12.0]
     _figure(rf"full build: {NUMBER}s \(before the trends: {NUMBER}s; (\d+) pages rendered", out)
     _figure(rf"one-day incremental build: {NUMBER}s \(before the trends: {NUMBER}s; (\d+) rendered, (\d+) kept", out)
@@ -117,8 +122,8 @@ def test_the_site_benchmark_prints_its_builds_and_the_search_payload(tmp_path):
 
 
 @pytest.mark.browser
-def test_the_lighthouse_script_scores_every_page_in_every_category(tmp_path):
-    out = _bench("lighthouse", "--days", "3", "--min", "0", tmp_path=tmp_path)
+def test_the_lighthouse_script_scores_every_page_in_every_category():
+    out = _bench("lighthouse", "--days", "3", "--min", "0")
     pages = ["index", "day page", "search (query)", "tag page", "trends", "week page"]
     scores = [_figure(rf"(?m)^{re.escape(page)}\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$", out) for page in pages]
     assert all(0 <= score <= 100 for row in scores for score in row), scores
@@ -126,9 +131,9 @@ def test_the_lighthouse_script_scores_every_page_in_every_category(tmp_path):
 
 
 @pytest.mark.real_cli
-def test_the_unattended_benchmark_prints_the_day_before_and_after_side_by_side(tmp_path):
+def test_the_unattended_benchmark_prints_the_day_before_and_after_side_by_side():
     # Two research rows, a quota the day overruns at once, the old code killed at its deadline.
-    out = _bench("unattended", "--rows", "2", "--flash-per-day", "2", "--deadline", "45", tmp_path=tmp_path)
+    out = _bench("unattended", "--rows", "2", "--flash-per-day", "2", "--deadline", "45")
     header = re.search(r"(?m)^figure\s+before \(ad60e36\)\s+after \(working tree\)\s*$", out)
     assert header, out
     table = out[header.end():]
