@@ -346,3 +346,26 @@ def test_an_answer_from_another_model_shows_and_fails_a_warn_check(
     evaluation = record.event.dagster_event.asset_check_evaluation_data
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert f"answered by {FALLBACK}, not by {SPENT}" in evaluation.description
+
+
+def test_a_per_minute_429_waits_as_its_retry_info_says_and_the_step_succeeds(
+    tmp_path, dagster_home, gemini_cli_path, gemini_env_factory
+):
+    """One request a minute on the row's model at the API: the research call's second request on it
+    is refused with Google's per-minute body, whose RetryInfo says when the window frees. The next
+    request comes when it said (not at once, not after a blind backoff), and the step succeeds with
+    no step retry and nothing marked spent."""
+    api = FakeGeminiAPI(quotas=QuotaCounter(per_minute={SPENT: 1}), log_path=tmp_path / "api.jsonl")
+    result = _one_asset(api, "acp", tmp_path, dagster_home, gemini_cli_path, gemini_env_factory)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "STEP_UP_FOR_RETRY" not in output and "quota_spent" not in output
+    on_model = [r for r in api.requests if r["model"] == SPENT and r["kind"] != "countTokens"]
+    refused = [i for i, r in enumerate(on_model) if r["status"] == 429]
+    assert len(refused) == 1, [(r["status"], round(r["time"] - on_model[0]["time"], 1)) for r in on_model]
+    first, refusal, retried = on_model[0], on_model[refused[0]], on_model[refused[0] + 1]
+    said = 60 - (refusal["time"] - first["time"])  # the fake's retryDelay: until the minute's window frees
+    waited = retried["time"] - refusal["time"]
+    assert said - 1 <= waited <= said + 15, (said, waited)
+    assert retried["status"] == 200
+    assert (tmp_path / f"data/outputs/daily/{DAY2}/hardware_compute.md").is_file()
