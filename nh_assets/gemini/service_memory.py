@@ -94,18 +94,29 @@ class SQLiteMemory:
             conn.close()
 
 
+# Two sessions running CREATE TABLE IF NOT EXISTS at once can both miss the table and one then
+# fails on the catalog's unique index (UniqueViolation): the first steps of a day do exactly that,
+# so the creation holds a transaction-scoped advisory lock of its own.
+_SCHEMA_LOCK = int.from_bytes(hashlib.sha256(TABLE.encode()).digest()[:8], "big", signed=True)
+
+
 class PostgresMemory:
     def __init__(self, url: str):
         if not url:
             raise RateLimitStoreError("the postgres service memory needs a URL; set NH_POSTGRES_URL")
         self._conninfo, self._password = split_password(libpq_url(url))
+        self._schema_ready = False
 
     def _connect(self):
         import psycopg
 
         extra = {"password": self._password} if self._password is not None else {}
         conn = psycopg.connect(self._conninfo, connect_timeout=int(CONNECT_TIMEOUT_S), autocommit=True, **extra)
-        conn.execute(_SCHEMA)
+        if not self._schema_ready:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                conn.execute(_SCHEMA)
+            self._schema_ready = True
         return conn
 
     def remember(self, kind: str, key: str, until_s: float, cause: str) -> bool:

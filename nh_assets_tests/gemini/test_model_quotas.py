@@ -138,3 +138,29 @@ def test_the_memory_and_a_models_bucket_live_in_postgres_for_every_machine(postg
         assert buckets.used_today("gemini-2.5-pro") == 1
     finally:
         buckets.close()
+
+
+@pytest.mark.services
+def test_steps_that_first_meet_the_postgres_memory_at_once_all_get_it(postgres_url):
+    """A day's first steps open the memory together on a database that does not have it yet: each
+    must get it, none the catalog's UniqueViolation of two concurrent CREATE TABLEs."""
+    import threading
+
+    from nh_assets.gemini.service_memory import PostgresMemory
+
+    start, errors = threading.Barrier(8), []
+
+    def first_look() -> None:
+        memory = PostgresMemory(postgres_url)
+        start.wait()
+        try:
+            memory.recall(SPENT, "gemini-2.5-flash")
+        except Exception as exc:  # noqa: BLE001 - the assertion names what failed
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=first_look) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
