@@ -32,17 +32,23 @@ pytest_plugins = [
     "nh_assets_tests.support.postgres_fixtures",
 ]
 
-# The slowest tiers first: pytest-xdist hands tests to its workers in collection order, so the
-# minute-long runs start at once and the second-long ones fill the gaps, and the workers finish
-# together instead of one worker starting a whole-day run when the others are done.
+# The slowest tiers first: pytest-xdist hands test files to its workers in collection order
+# (scripts/test.sh), so the minute-long runs start at once and the second-long ones fill the gaps,
+# and the workers finish together instead of one worker starting a whole-day run when the others
+# are done.
 SLOWEST_FIRST = ("real_cli", "browser", "services", "dagster", "fast")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files by their slowest tier; a file's own tests keep their order."""
+
     def rank(item: pytest.Item) -> int:
         return next((i for i, tier in enumerate(SLOWEST_FIRST) if item.get_closest_marker(tier)), len(SLOWEST_FIRST))
 
-    items.sort(key=rank)
+    file_rank: dict[Path, int] = {}
+    for item in items:
+        file_rank[item.path] = min(file_rank.get(item.path, len(SLOWEST_FIRST)), rank(item))
+    items.sort(key=lambda item: file_rank[item.path])
 
 
 @pytest.fixture

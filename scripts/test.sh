@@ -24,11 +24,13 @@ if (( fast )); then
 fi
 bash scripts/install_test_services.sh   # Debian's chromium, postgresql, redis-server (apt; root or sudo)
 # Workers (pytest-xdist): most tests wait on fake latencies, servers and subprocesses, so more
-# workers than cores pays; NH_TEST_WORKERS=0 runs everything in this one process. Tests are
-# collected slowest tier first (nh_assets_tests/conftest.py) and handed out one at a time, so the
-# minute-long ones spread over the workers instead of queueing in the first worker's batch.
+# workers than cores pays; NH_TEST_WORKERS=0 runs everything in this one process. A test file
+# goes to one worker whole and in its order (--dist loadfile): a module-scoped fixture (one
+# `dagster dev`, one materialized day) is built once, and a test may build on the one before it.
+# Files go out in collection order, slowest tier first (nh_assets_tests/conftest.py), not
+# reordered by size.
 started=$SECONDS
 status=0
-.venv/bin/python -m pytest -n "${NH_TEST_WORKERS:-3}" --maxschedchunk 1 "$@" || status=$?
+.venv/bin/python -m pytest -n "${NH_TEST_WORKERS:-3}" --dist loadfile --no-loadscope-reorder "$@" || status=$?
 echo "test.sh: $((SECONDS - started)) s wall (load $(cut -d' ' -f1-3 /proc/loadavg))"
 exit "$status"
