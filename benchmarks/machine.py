@@ -9,6 +9,7 @@ up to what the tree really holds. Both are printed, so the difference stays visi
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import threading
@@ -19,6 +20,17 @@ from nh_assets.process_stat import process_stat, started_at
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 KINDS = ["run worker", "forkserver", "step processes", "log capture", "warm CLI service", "CLIs", "other"]
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper(why: str) -> None:
+    """Descendants whose parents die are re-parented to this process instead of init, so the
+    benchmark still sees (counts, kills) a service or a killed day's processes; ``why`` names what
+    would be lost without it."""
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise SystemExit(f"bench: cannot become a child subreaper; {why}")
 
 
 def load_average() -> str:

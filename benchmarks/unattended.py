@@ -27,7 +27,6 @@ asset publishes the day page, whose cited links are checked now.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import io
 import json
 import os
@@ -40,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.machine import DAGSTER, load_average
+from benchmarks.machine import DAGSTER, become_subreaper, load_average
 from nh_assets.demo.api import FakeGeminiAPI
 from nh_assets.demo.quota import QuotaCounter
 from nh_assets.prompts.sources import UNVERIFIED
@@ -58,7 +57,6 @@ PAGEFIND = REPO_ROOT / "node_modules" / ".bin" / "pagefind"
 SIDE_SCRIPT = REPO_ROOT / "benchmarks" / "unattended_side.py"
 DAY1, DAY2 = "2026-11-21", "2026-11-22"
 INVENTS = ("tech_regulation_pulse", "daily_aggregator")  # a research note and the report cite a made-up URL
-PR_SET_CHILD_SUBREAPER = 36
 _HREF = re.compile(r'<a\b[^>]*\bhref="(https?://[^"]+)"')
 _DEAD_MARK = "(source link dead)"
 
@@ -299,8 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=1200, help="seconds a side's day may run before it is killed")
     parser.add_argument("--rows", type=int, default=0, help="only the registries' first N rows (0: all)")
     args = parser.parse_args(argv)
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise SystemExit("bench: cannot become a child subreaper; a killed day's processes could outlive it")
+    become_subreaper("a killed day's processes could outlive it")
     base = Path(tempfile.mkdtemp(prefix="nh-bench-unattended-"))
     before_tree = _tree_of(args.before, base / "before-tree")
     before_registry = _first_rows(base / "before-prompts.tsv", args.rows, before_tree / "registry" / "prompts.tsv")

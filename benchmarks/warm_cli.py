@@ -22,7 +22,6 @@ invocation, one right after the other, with the machine's load average printed b
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import re
@@ -36,14 +35,13 @@ from pathlib import Path
 import dagster as dg
 
 from benchmarks.lower_bound import lower_bound_s
-from benchmarks.machine import DAGSTER, TreeMemory, load_average
+from benchmarks.machine import DAGSTER, TreeMemory, become_subreaper, load_average
 from nh_assets.demo.api import FakeGeminiAPI
 from nh_assets.registry import load_registry
 from nh_assets.settings import REPO_ROOT, registry_path_from_env
 from nh_assets_tests.support.fakes import pipeline_env
 
 GEMINI = REPO_ROOT / "node_modules" / ".bin" / "gemini"
-PR_SET_CHILD_SUBREAPER = 36
 
 
 class AnswerAfter(FakeGeminiAPI):
@@ -232,8 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=50, help="rate limit R per minute during the backfill")
     parser.add_argument("--backfill-latency", type=float, default=1.0, help="L during the backfill")
     args = parser.parse_args(argv)
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise SystemExit("bench: cannot become a child subreaper; the service's CPU would go uncounted")
+    become_subreaper("the service's CPU would go uncounted")
     registry = load_registry(registry_path_from_env())
     max_processes = int(os.environ.get("NH_MAX_GEMINI_PROCESSES", "4"))
     parts = set(args.parts.split(","))
