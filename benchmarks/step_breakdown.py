@@ -102,13 +102,18 @@ def step_phases(
         if kind != ET.STEP_SUCCESS:
             continue
         at = {k: first.get((key, k)) for k in (ET.STEP_WORKER_STARTING, ET.STEP_WORKER_STARTED, ET.STEP_START)}
+        # A step in a thread of the run worker (``step_threads``) has no process of its own to start,
+        # fork or end: those phases are 0 and n/a.
+        threaded = at[ET.STEP_WORKER_STARTING] is None and at[ET.STEP_WORKER_STARTED] is None
+        if threaded:
+            at[ET.STEP_WORKER_STARTING] = at[ET.STEP_WORKER_STARTED] = at[ET.STEP_START]
         materialized = first.get((key, ET.ASSET_MATERIALIZATION), success)
         if None in at.values():
             continue
         cli_start, cli_end = spans.get(key, [materialized, materialized])
         wait = waits.get(key, 0.0)
-        gone = process_gone.get(pids.get(key, -1))
-        forked = process_started.get(pids.get(key, -1), math.nan)
+        gone = None if threaded else process_gone.get(pids.get(key, -1))
+        forked = math.nan if threaded else process_started.get(pids.get(key, -1), math.nan)
         cli_forked = process_started.get(cli_pids.get(key, -1), math.nan)
         cli_gone = min(process_gone.get(last_cli_pids.get(key, -1), math.nan), materialized)
         result[key] = {

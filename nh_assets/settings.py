@@ -37,7 +37,7 @@ class SettingsError(Exception):
 # Fields that take one of a few words, with the words in the order the error message lists them.
 _CHOICES = {
     "executor_start_method": ("forkserver", "spawn"),
-    "executor": ("multiprocess", "celery"),
+    "executor": ("threads", "multiprocess", "celery"),
     "rate_limit_backend": ("sqlite", "postgres"),
     "gemini_transport": ("acp", "oneshot"),
 }
@@ -130,16 +130,16 @@ class Settings(BaseSettings):
         description="NH_GEMINI_TRANSPORT: acp (warm CLIs in ACP mode, one-shot when the warm CLI service cannot) or oneshot.",
     )
     executor: str = Field(
-        "multiprocess", validation_alias="NH_EXECUTOR",
-        description="NH_EXECUTOR: multiprocess (steps in processes on this machine) or celery (steps on "
-        "Celery workers on any machine; broker in NH_CELERY_BROKER).",
+        "threads", validation_alias="NH_EXECUTOR",
+        description="NH_EXECUTOR: threads (steps in threads of the run's process), multiprocess (a process "
+        "per step on this machine) or celery (steps on Celery workers on any machine; broker in NH_CELERY_BROKER).",
     )
     celery_broker: SecretStr | None = Field(None, validation_alias="NH_CELERY_BROKER",
                                             description="NH_CELERY_BROKER: the Celery workers' broker URL.")
     executor_start_method: str = Field("forkserver", validation_alias="NH_EXECUTOR_START_METHOD",
-                                       description="NH_EXECUTOR_START_METHOD: forkserver or spawn.")
+                                       description="NH_EXECUTOR_START_METHOD: forkserver or spawn (NH_EXECUTOR=multiprocess).")
     executor_max_concurrent: int = Field(8, ge=1, validation_alias="NH_EXECUTOR_MAX_CONCURRENT",
-                                         description="NH_EXECUTOR_MAX_CONCURRENT: step processes per run.")
+                                         description="NH_EXECUTOR_MAX_CONCURRENT: steps of a run at once (threads or processes).")
     schedule_enabled: bool = Field(False, validation_alias="NH_SCHEDULE_ENABLED",
                                    description="NH_SCHEDULE_ENABLED: start the daily schedule running.")
     schedule_hour: int = Field(6, ge=0, le=23, validation_alias="NH_SCHEDULE_HOUR",

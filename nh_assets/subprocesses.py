@@ -11,7 +11,8 @@ behind, and the obvious ``communicate(timeout=…)`` gets both wrong:
   so a final unbounded ``communicate()`` blocks forever. Here output is collected by reader
   threads and the drain after the exit or the kill is bounded;
 - an interrupted step (its run terminated) must not leave the child running unwatched: any
-  exception while waiting kills the group before it propagates.
+  exception while waiting kills the group before it propagates, and a step in a thread, which
+  Dagster cannot interrupt, has its child killed through ``cancellation``.
 
 Each child gets its own session (``start_new_session``), so ``killpg`` reaches every process it
 started in its group. Output is decoded as UTF-8 with replacement and passed through ``redact``
@@ -28,6 +29,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
+
+from nh_assets import cancellation
 
 DRAIN_S = 2.0
 
@@ -102,7 +105,10 @@ def run(
     if not merge_stderr:
         readers.append(_reader(proc.stderr, err))
     try:
-        timed_out = not _wait(proc, timeout_s)
+        # A terminated run stops the child (a step in a thread cannot be interrupted otherwise).
+        with cancellation.stoppable(lambda: kill_group(proc.pid)):
+            timed_out = not _wait(proc, timeout_s)
+        cancellation.raise_if_cancelled()
         if timed_out:
             kill_group(proc.pid, signal.SIGTERM)
             if not _wait(proc, kill_grace_s):

@@ -1,8 +1,8 @@
 """The Gemini request budget, shared by every process that calls Gemini.
 
-Dagster's multiprocess executor runs each asset step in its own process, and several runs and
-backfills may execute at once, so an in-memory token bucket would give each process its own
-budget. The limit therefore lives in a shared store (``rate_limit_stores``: a SQLite file under
+Each run executes in its own process (its steps in threads, or in processes of their own with
+``NH_EXECUTOR=multiprocess``), and several runs and backfills may execute at once, so an
+in-memory token bucket would give each process its own budget. The limit therefore lives in a shared store (``rate_limit_stores``: a SQLite file under
 ``DAGSTER_HOME`` on one machine, PostgreSQL across machines): every acquisition, from any
 process, is counted in the same sliding windows. The per-minute window is waited out; the
 per-day window is a hard cap that fails at once with a clear message, because waiting hours

@@ -24,12 +24,15 @@ fake API runs as its own process (``python -m nh_assets.demo``, started by ``scr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import shutil
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -142,8 +145,12 @@ class GeminiCLIResource(dg.ConfigurableResource):
     _limiter: SharedRateLimit | None = PrivateAttr(default=None)
     _process_permits: ProcessPermits | None = PrivateAttr(default=None)
     _cli_home: Path | None = PrivateAttr(default=None)
-    _gates: dict[str, RateGate] = PrivateAttr(default_factory=dict)
+    # Steps may run in threads of one process (``step_threads``) sharing this resource: each call
+    # takes a set of gates of its own (``_gates_for_call``); the bucket and the memory are shared.
+    _all_gates: list[dict[str, RateGate]] = PrivateAttr(default_factory=list)
+    _free_gates: list[dict[str, RateGate]] = PrivateAttr(default_factory=list)
     _guard: MemoryGuard | None = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         config = self.config
@@ -153,9 +160,13 @@ class GeminiCLIResource(dg.ConfigurableResource):
             self._cli_home = write_cli_home(Path(tempfile.mkdtemp(prefix="cli-home-", dir=config.workdir_root)))
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        for gate in self._gates.values():
-            gate.close()
-        self._gates = {}
+        # Together: each gate's shutdown waits for its server loop's next poll.
+        closing = [threading.Thread(target=gate.close) for gates in self._all_gates for gate in gates.values()]
+        for thread in closing:
+            thread.start()
+        for thread in closing:
+            thread.join()
+        self._all_gates, self._free_gates = [], []
         if self._cli_home is not None:
             shutil.rmtree(self._cli_home, ignore_errors=True)
             self._cli_home = None
@@ -169,6 +180,10 @@ class GeminiCLIResource(dg.ConfigurableResource):
     def _shared_rate_limit(self) -> SharedRateLimit:
         """Opened on first use, inside the step, so an unreachable store fails the step with a
         classified one-line error rather than a resource-initialisation traceback."""
+        with self._lock:
+            return self._shared_rate_limit_locked()
+
+    def _shared_rate_limit_locked(self) -> SharedRateLimit:
         if self._limiter is None:
             try:
                 config = self.config
@@ -184,6 +199,10 @@ class GeminiCLIResource(dg.ConfigurableResource):
 
     def _memory_guard(self, env: dict[str, str], log) -> MemoryGuard:
         """The shared memory of spent quotas and refused credentials, beside the rate-limit bucket."""
+        with self._lock:
+            return self._memory_guard_locked(env, log)
+
+    def _memory_guard_locked(self, env: dict[str, str], log) -> MemoryGuard:
         if self._guard is None:
             config = self.config
             try:
@@ -195,20 +214,36 @@ class GeminiCLIResource(dg.ConfigurableResource):
                 raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
         return self._guard
 
-    def _open_gates(self, log) -> dict[str, RateGate]:
-        """One gate per endpoint the CLI may use: the Gemini API (API-key auth, or the configured
-        endpoint) and, without a configured endpoint, Code Assist (a Google login)."""
-        if not self._gates:
-            take_permit = permit_taker(self._shared_rate_limit(), log)
-            # An endpoint the operator set for the CLI (a proxy, say) stays the upstream.
-            upstream = self.config.gemini_api_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or GEMINI_API_URL
-            self._gates["GOOGLE_GEMINI_BASE_URL"] = RateGate(upstream, take_permit, self._guard)
-            if not self.config.gemini_api_url:
-                code_assist = os.environ.get("CODE_ASSIST_ENDPOINT") or CODE_ASSIST_URL
-                self._gates["CODE_ASSIST_ENDPOINT"] = RateGate(code_assist, take_permit, self._guard)
-        return self._gates
+    def _upstreams(self) -> dict[str, str]:
+        """The endpoints the CLI may use, by the variable that names each: the Gemini API (API-key
+        auth, or the configured endpoint) and, without a configured endpoint, Code Assist (a Google login)."""
+        # An endpoint the operator set for the CLI (a proxy, say) stays the upstream.
+        upstreams = {"GOOGLE_GEMINI_BASE_URL": self.config.gemini_api_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or GEMINI_API_URL}
+        if not self.config.gemini_api_url:
+            upstreams["CODE_ASSIST_ENDPOINT"] = os.environ.get("CODE_ASSIST_ENDPOINT") or CODE_ASSIST_URL
+        return upstreams
 
-    def _child_env(self) -> dict[str, str]:
+    @contextlib.contextmanager
+    def _gates_for_call(self, log) -> Iterator[dict[str, RateGate]]:
+        """A set of gates, one per upstream, for one one-shot call at a time: its ledgers are that
+        call's. Sets are kept for the next call (steps of a run share the resource, in threads or
+        one after another), so a run opens as many as it has calls at once, and closes them at the end."""
+        with self._lock:
+            gates = self._free_gates.pop() if self._free_gates else None
+        if gates is None:
+            take_permit = permit_taker(self._shared_rate_limit(), log)
+            gates = {name: RateGate(url, take_permit, self._guard) for name, url in self._upstreams().items()}
+            with self._lock:
+                self._all_gates.append(gates)
+        for gate in gates.values():
+            gate.begin()
+        try:
+            yield gates
+        finally:
+            with self._lock:
+                self._free_gates.append(gates)
+
+    def _child_env(self, gates: dict[str, RateGate] | None = None) -> dict[str, str]:
         config = self.config
         # Without it the CLI re-execs a second node process, which doubles its start-up.
         overrides = {"GEMINI_CLI_NO_RELAUNCH": "true"} if config.no_relaunch else {}
@@ -224,7 +259,7 @@ class GeminiCLIResource(dg.ConfigurableResource):
             if config.demo:
                 overrides["GEMINI_API_KEY"] = _DEMO_API_KEY
         # The CLI reaches the API only through the rate gates.
-        overrides.update({name: gate.url for name, gate in self._gates.items()})
+        overrides.update({name: gate.url for name, gate in (gates or {}).items()})
         # The gates are on loopback: keep the operator's proxy exceptions and add loopback to them.
         for name in ("NO_PROXY", "no_proxy"):
             overrides[name] = ",".join(filter(None, [os.environ.get(name, ""), "127.0.0.1,localhost"]))
@@ -286,11 +321,9 @@ class GeminiCLIResource(dg.ConfigurableResource):
             raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
         guard = self._memory_guard(self._child_env(), context.log.warning)
         guard.fail_if_refused(call.model)
-        gates = self._open_gates(context.log.info)
-
-        env = self._child_env()
         if self.config.gemini_transport == "acp":
-            upstreams = {name: gate.upstream for name, gate in gates.items()}
+            # The warm CLI service has gates of its own: the step opens none.
+            env, upstreams = self._child_env(), self._upstreams()
             try:
                 # The service redacts its log and causes with the secrets of the environment it runs.
                 client = warm_cli_client(
@@ -317,9 +350,8 @@ class GeminiCLIResource(dg.ConfigurableResource):
             call.write_settings(workdir)
             # The process permit first: the rate permits are taken by the gate at each request,
             # once the CLI has started, so none is spent while waiting for a process permit.
-            with self._process_permits.hold(context.log.info) as permit:
-                for gate in gates.values():
-                    gate.begin()
+            with self._process_permits.hold(context.log.info) as permit, self._gates_for_call(context.log.info) as gates:
+                env = self._child_env(gates)
                 started = time.monotonic()
                 stdout, stderr, returncode = self._run(
                     self.command(cli=cli, model=call.model, prompt=prompt, approval_mode=call.approval_mode),

@@ -51,7 +51,10 @@ def _temps(path: Path) -> list[Path]:
 
 
 def test_a_step_killed_mid_write_keeps_the_previous_artifact_and_the_next_run_leaves_no_temp(tmp_path):
-    env = _env(tmp_path)
+    # A step process of its own: the kill takes the step and its run fails (and frees its pool slot).
+    # With the default executor the same kill takes the run worker, all its steps with it; run
+    # monitoring fails that run and frees its slots (test_faults_daemon), and nothing here changes.
+    env = _env(tmp_path, NH_EXECUTOR="multiprocess")
     artifact = _artifact(env)
     artifact.parent.mkdir(parents=True)
     artifact.write_text("the previous good artifact\n")

@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nh_assets import cancellation
 from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.config import GeminiConfig
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
@@ -147,11 +148,14 @@ class WarmCliClient:
     def ask(self, request: dict, timeout_s: float | None) -> dict:
         sock = self.connect(timeout_s)
         try:
-            with sock, sock.makefile("rwb") as stream:
+            # A terminated run ends the wait; the service sees the connection go and cancels the prompt.
+            with sock, sock.makefile("rwb") as stream, cancellation.stoppable(lambda: _shut(sock)):
                 stream.write((json.dumps(request) + "\n").encode())
                 stream.flush()
                 line = stream.readline()
+            cancellation.raise_if_cancelled()
         except (OSError, socket.timeout) as exc:
+            cancellation.raise_if_cancelled()
             raise WarmCliUnavailable(f"lost the warm CLI service mid-request: {exc}") from None
         if not line:
             raise WarmCliUnavailable("the warm CLI service closed the connection without an answer")
@@ -199,6 +203,13 @@ class WarmCliClient:
             response=str(reply["response"]), gate=gate, duration_s=float(reply["duration_s"]),
             permit_wait_s=float(reply["permit_wait_s"]), warnings=warnings,
         )
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 def warm_cli_client(
