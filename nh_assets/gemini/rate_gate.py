@@ -136,7 +136,10 @@ class RateGate:
         self._ledger = GateLedger()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="gemini-rate-gate", daemon=True)
+        # ``close`` waits for the loop's next poll, at the end of every run: a tenth of a second, not half.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="gemini-rate-gate", daemon=True
+        )
         self._thread.start()
 
     @property
