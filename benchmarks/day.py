@@ -22,18 +22,15 @@ import argparse
 import contextlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import dagster as dg
-
 from benchmarks.lower_bound import lower_bound_s
 from benchmarks.machine import DAGSTER, TreeMemory, load_average
-from benchmarks.step_breakdown import percentile, step_phases, summary_lines
+from benchmarks.step_breakdown import day_breakdown, summary_lines
 from nh_assets.registry import Registry, load_registry
 from nh_assets.settings import registry_path_from_env
 from nh_assets_tests.support.fakes import pipeline_env, shared_fake_api
@@ -75,10 +72,6 @@ def calls(env: dict[str, str]) -> list[dict]:
 # ---------------------------------------------------------------------------------------------
 
 
-# The phases from the executor's launch to STEP_SUCCESS, the model call and permit waits left out.
-OVERHEAD_PHASES = ["process start", "plan + resources", "before the CLI", "answer -> artifact", "checks + events"]
-
-
 def one_partition(latency: float, day: str, registry: Registry, extra_env: dict[str, str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="nh-bench-") as tmp:
         env = make_env(Path(tmp), latency, rate=50, extra=extra_env)
@@ -95,34 +88,18 @@ def one_partition(latency: float, day: str, registry: Registry, extra_env: dict[
         output, _ = proc.communicate()
         command_wall = time.monotonic() - started
         peak = memory.stop()
+        load_after = load_average()
         if proc.returncode != 0:
             raise SystemExit(f"bench: materialization failed:\n{output[-3000:]}")
-        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-            (run,) = instance.get_run_records()
-            events = instance.all_logs(run.dagster_run.run_id)
-            waits: dict[str, float] = {}
-            for spec in registry.prompts:
-                records = instance.fetch_materializations(dg.AssetKey(spec.prompt_id), limit=1).records
-                meta = records[0].asset_materialization.metadata if records else {}
-                waits[spec.prompt_id] = sum(
-                    meta[name].value for name in ("gemini.rate_limit_wait_s", "gemini.process_slot_wait_s") if name in meta
-                )
-        run_at = {e.dagster_event.event_type: e.timestamp for e in events if e.dagster_event is not None}
-        run_start, run_end = run_at[dg.DagsterEventType.RUN_START], run_at[dg.DagsterEventType.RUN_SUCCESS]
-        phases = step_phases(events, calls(env), waits, memory.started, memory.last_seen)
-        # Orchestration overhead: the step's process lifetime (launch to STEP_SUCCESS) minus the
-        # model call and minus the waits for a rate permit or a process permit, limits doing their job.
-        overheads = [sum(p[name] for name in OVERHEAD_PHASES) for p in phases.values()]
+        breakdown = day_breakdown(env["DAGSTER_HOME"], registry, calls(env), memory.started, memory.last_seen)
         return {
-            "run_wall_s": run_end - run_start,
+            **breakdown,
             "command_wall_s": command_wall,
-            "overhead_median_s": statistics.median(overheads),
-            "overhead_p95_s": percentile(overheads, 0.95),
-            "steps": len(overheads),
+            "calls": len(calls(env)),
             "peak_rss_mb": peak / 2**20,
-            "phases": phases,
             "memory": memory,
             "load_before": load_before,
+            "load_after": load_after,
         }
 
 
@@ -226,7 +203,7 @@ def _run_parts(args: argparse.Namespace, fresh_database) -> int:
         extra = {"NH_EXECUTOR_START_METHOD": args.start_method} if args.start_method else None
         bounds = lower_bound_s(registry, args.latency, max_processes, 50)
         result = one_partition(args.latency, "2026-11-20", registry, extra)
-        print(f"one partition, L = {args.latency:g} s, {result['steps']} steps [{result['load_before']} before]")
+        print(f"one partition, L = {args.latency:g} s, {result['steps']} steps [{result['load_before']} before, {result['load_after']} after]")
         print(f"  per-step overhead        median {result['overhead_median_s']:.2f} s, p95 {result['overhead_p95_s']:.2f} s")
         print(f"  run wall (RUN_START..SUCCESS) {result['run_wall_s']:.1f} s; whole command {result['command_wall_s']:.1f} s")
         print("  lower bound              " + ", ".join(f"{k} {v:.1f} s" for k, v in bounds.items() if k != "bound"))

@@ -58,11 +58,17 @@ def _cmdline(pid: int) -> str:
 class TreeMemory(threading.Thread):
     """Samples a process and all its descendants every 100 ms: the peak of the summed RSS, the peak
     of the summed PSS, the peak PSS of each kind of process, and when each pid started and was last
-    seen."""
+    seen.
 
-    def __init__(self, root_pid: int, root_kind: str = "run worker"):
+    With ``count_root=False`` the root is only where the tree starts, not part of what is summed:
+    a benchmark that is a child subreaper roots the tree at itself, so that a service which detaches
+    from the step that started it (the warm CLI service) is still sampled once re-parented, while
+    the benchmark's own process (its imports, the fake Gemini API standing in for Google) is not
+    counted as the day's."""
+
+    def __init__(self, root_pid: int, root_kind: str = "run worker", *, count_root: bool = True):
         super().__init__(daemon=True)
-        self.root_pid, self.root_kind = root_pid, root_kind
+        self.root_pid, self.root_kind, self.count_root = root_pid, root_kind, count_root
         self.peak_bytes = 0  # summed RSS
         self.peak_pss_bytes = 0
         # kind -> (peak summed PSS, most processes at once, largest single PSS)
@@ -83,6 +89,8 @@ class TreeMemory(threading.Thread):
             elif "watch_orphans" in command or command.startswith("tail -F"):
                 # Dagster's compute log capture: a tail and its orphan watcher per stream per step.
                 kind = "log capture"
+            elif " job execute " in command:
+                kind = "run worker"  # ``dagster job execute`` below a root that is not counted
             elif "warm_cli" in command:
                 kind = "warm CLI service"
             elif "gemini" in command:
@@ -110,12 +118,16 @@ class TreeMemory(threading.Thread):
                     order.append(child)
         now, by_kind = time.time(), {}
         pss_total = 0
+        if not self.count_root:
+            members.discard(self.root_pid)
         for pid in order:  # parents before children, so a child's kind can follow its parent's
             if pid not in rss:
                 continue
             self.last_seen[pid] = now
             if pid not in self.started:
                 self.started[pid] = started_at(stats[pid])
+            if pid not in members:
+                continue  # the uncounted root
             pss = pss_bytes(pid)
             pss_total += pss
             kind = self._kind(pid, parents[pid])

@@ -20,6 +20,13 @@ A step's life, as the records show it (all on the same wall clock, ``time.time()
 Process start times come from the memory sampler, which sees every process of the tree that lives
 longer than its 100 ms period; a phase that needs one it missed is printed as n/a.
 
+The model calls come from either of two logs: the fake CLI's (one record per CLI process, with its
+pid), or, for the real CLI, the fake Gemini API's request log (``api_calls``: one record per
+request, from its arrival to its answer). A warm CLI serves many steps from one long-lived
+process, so with the API's log the CLI is not tied to a step: "before the CLI" then runs from
+STEP_START to the step's first request, the CLI's own work before it included, and the CLI
+start-up and exit phases are n/a.
+
 Rate-permit and process-permit waits (the step's own metadata) are limits doing their job; they are
 taken out of the phase before the CLI and printed on their own.
 """
@@ -31,6 +38,9 @@ import statistics
 from collections.abc import Iterable, Mapping
 
 import dagster as dg
+
+from nh_assets.demo.answers import parse_prompt_contract
+from nh_assets.registry import Registry
 
 ET = dg.DagsterEventType
 PLANNED = {ET.ASSET_MATERIALIZATION_PLANNED, ET.ASSET_CHECK_EVALUATION_PLANNED}
@@ -54,6 +64,11 @@ PHASES = [
 ]
 
 
+# The phases from the executor's launch to STEP_SUCCESS, the model call and permit waits left out:
+# what a step costs beyond its call to the model.
+OVERHEAD_PHASES = ["process start", "plan + resources", "before the CLI", "answer -> artifact", "checks + events"]
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
@@ -67,7 +82,8 @@ def step_phases(
     process_gone: Mapping[int, float],
 ) -> dict[str, dict[str, float]]:
     """Per step key: seconds in each phase of ``PHASES``, plus ``events`` (written by the step
-    process) and ``calls``. A step without a STEP_SUCCESS is left out."""
+    process) and ``calls``. ``calls`` are ``{prompt_id, start, end}`` records, with the CLI's ``pid``
+    when the log knows it. A step without a STEP_SUCCESS is left out."""
     first: dict[tuple[str, ET], float] = {}
     pids: dict[str, int] = {}
     written: dict[str, int] = {}
@@ -94,8 +110,8 @@ def step_phases(
     for call in sorted(calls, key=lambda c: c["start"]):
         span = spans.setdefault(call["prompt_id"], [call["start"], call["end"]])
         span[0], span[1] = min(span[0], call["start"]), max(span[1], call["end"])
-        cli_pids.setdefault(call["prompt_id"], call["pid"])
-        last_cli_pids[call["prompt_id"]] = call["pid"]
+        cli_pids.setdefault(call["prompt_id"], call.get("pid", -1))
+        last_cli_pids[call["prompt_id"]] = call.get("pid", -1)
         counts[call["prompt_id"]] = counts.get(call["prompt_id"], 0) + 1
     result: dict[str, dict[str, float]] = {}
     for (key, kind), success in first.items():
@@ -139,20 +155,77 @@ def step_phases(
     return result
 
 
+def phase_stats(phases: Mapping[str, Mapping[str, float]]) -> dict[str, tuple[float, float] | None]:
+    """Per phase of ``PHASES``: (median, p95) across steps, None where no step has it."""
+    stats: dict[str, tuple[float, float] | None] = {}
+    for name, _ in PHASES:
+        values = [p[name] for p in phases.values() if not math.isnan(p[name])]
+        stats[name] = (statistics.median(values), percentile(values, 0.95)) if values else None
+    return stats
+
+
 def summary_lines(phases: Mapping[str, Mapping[str, float]]) -> list[str]:
     """One line per phase: median and p95 across steps; then the events each step wrote."""
     lines = [f"  step phases across {len(phases)} steps      median    p95"]
+    stats = phase_stats(phases)
     for name, meaning in PHASES:
-        values = [p[name] for p in phases.values() if not math.isnan(p[name])]
-        if not values:
+        if stats[name] is None:
             lines.append(f"    {name:<20} {'n/a':>7}  {'n/a':>7}  ({meaning}; not seen)")
             continue
-        median, p95 = statistics.median(values), percentile(values, 0.95)
+        median, p95 = stats[name]
         lines.append(f"    {name:<20} {median:6.2f} s {p95:6.2f} s  ({meaning})")
+    if not phases:
+        return lines + ["    (no step ran in a process of its own: no STEP_WORKER_STARTING events)"]
     events = [p["events"] for p in phases.values()]
     calls = [p["calls"] for p in phases.values()]
     lines.append(
         f"    events per step      median {statistics.median(events):.0f}, max {max(events):.0f}"
-        f" (each one SQLite write); CLI calls per step max {max(calls):.0f}"
+        f" (each one SQLite write); logged model calls per step max {max(calls):.0f}"
     )
     return lines
+
+
+def api_calls(requests: Iterable[Mapping]) -> list[dict]:
+    """The fake Gemini API's request log as calls for ``step_phases``: each request whose prompt
+    names its row (``NEUROHELIX PROMPT:``), from its arrival (``arrived``, stamped by the
+    benchmark's API) to its answer (``time``). A search tool's own request names no row and
+    falls inside its call's span anyway."""
+    found = []
+    for request in requests:
+        prompt_id = parse_prompt_contract(request.get("prompt") or "").get("prompt_id")
+        if prompt_id and "arrived" in request:
+            found.append({"prompt_id": prompt_id, "start": request["arrived"], "end": request["time"]})
+    return found
+
+
+def day_breakdown(
+    dagster_home: str,
+    registry: Registry,
+    calls: Iterable[Mapping],
+    process_started: Mapping[int, float],
+    process_gone: Mapping[int, float],
+) -> dict:
+    """The one run in ``dagster_home``: its wall time RUN_START -> RUN_SUCCESS, each step's phases,
+    and the per-step orchestration overhead (``OVERHEAD_PHASES``: the step's process lifetime up
+    to STEP_SUCCESS minus the model call and minus the waits for a rate or process permit, which
+    are limits doing their job) as median and p95 across steps."""
+    with dg.DagsterInstance.from_config(dagster_home) as instance:
+        (run,) = instance.get_run_records()
+        events = instance.all_logs(run.dagster_run.run_id)
+        waits: dict[str, float] = {}
+        for spec in registry.prompts:
+            records = instance.fetch_materializations(dg.AssetKey(spec.prompt_id), limit=1).records
+            meta = records[0].asset_materialization.metadata if records else {}
+            waits[spec.prompt_id] = sum(
+                meta[name].value for name in ("gemini.rate_limit_wait_s", "gemini.process_slot_wait_s") if name in meta
+            )
+    run_at = {e.dagster_event.event_type: e.timestamp for e in events if e.dagster_event is not None}
+    phases = step_phases(events, calls, waits, process_started, process_gone)
+    overheads = [sum(p[name] for name in OVERHEAD_PHASES) for p in phases.values()]
+    return {
+        "run_wall_s": run_at[ET.RUN_SUCCESS] - run_at[ET.RUN_START],
+        "phases": phases,
+        "steps": len(overheads),
+        "overhead_median_s": statistics.median(overheads) if overheads else math.nan,
+        "overhead_p95_s": percentile(overheads, 0.95) if overheads else math.nan,
+    }

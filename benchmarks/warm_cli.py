@@ -9,8 +9,9 @@ invocation, one right after the other, with the machine's load average printed b
 - **day**: the daily job (``dagster job execute -j neurohelix_daily``, as the schedule runs it)
   with the real CLI against the project's fake Gemini API, whose answers come after L seconds
   (tool-loop requests at once, so a call takes about L, as ``lower_bound.lower_bound_s`` assumes).
-  Wall time RUN_START → RUN_SUCCESS against the schedule's lower bound; peak memory of every
-  process involved (this script, the command, its steps, the CLIs, the warm CLI service);
+  Wall time RUN_START → RUN_SUCCESS against the schedule's lower bound; peak memory of the day's
+  process tree (the command, its steps, the CLIs, the warm CLI service; not this script and its
+  fake API, which stands in for Google); the per-step phases (``benchmarks.footprint`` prints them);
 - **CPU per call**: the CLI processes' own CPU (a wrapper script around the CLI records each
   one's ``times`` when it exits) plus, for the warm CLI transport, the service's own CPU, divided by the
   calls; and the whole tree's CPU (this process is a child subreaper, so the detached service is
@@ -29,15 +30,15 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-import dagster as dg
-
 from benchmarks.lower_bound import lower_bound_s
 from benchmarks.machine import DAGSTER, TreeMemory, become_subreaper, load_average
+from benchmarks.step_breakdown import api_calls, day_breakdown
 from nh_assets.demo.api import FakeGeminiAPI
-from nh_assets.registry import load_registry
+from nh_assets.registry import Registry, load_registry
 from nh_assets.settings import REPO_ROOT, registry_path_from_env
 from nh_assets_tests.support.fakes import pipeline_env
 
@@ -46,12 +47,26 @@ GEMINI = REPO_ROOT / "node_modules" / ".bin" / "gemini"
 
 class AnswerAfter(FakeGeminiAPI):
     """The fake API with latency on the answer only: a search loop's first two requests come
-    back at once, so every call takes about L, like a step of the lower bound."""
+    back at once, so every call takes about L, like a step of the lower bound.
+
+    Its request log also keeps each request's arrival (``arrived``; the log's ``time`` is when the
+    answer was ready): with the real CLI, that log is where a step's model call is seen from its
+    first request to its last answer (``step_breakdown.api_calls``)."""
 
     def __init__(self, answer_latency_s: float, **kwargs):
         super().__init__(**kwargs)
         self.answer_latency_s = answer_latency_s
         self.answers = 0
+        self._arrival = threading.local()  # one request at a time per handler thread
+
+    def refusal(self, model: str, prompt: str) -> int | None:
+        # Asked of every generation request right after its body is read: its arrival.
+        self._arrival.time = time.time()
+        return super().refusal(model, prompt)
+
+    def _record(self, record: dict) -> None:
+        record["arrived"] = self._arrival.__dict__.pop("time", record["time"])
+        super()._record(record)
 
     def answer(self, model: str, prompt: str) -> str:
         time.sleep(self.answer_latency_s)
@@ -128,11 +143,15 @@ def _env(base: Path, api: FakeGeminiAPI, transport: str, rate: int) -> tuple[dic
     return env, cpu_log
 
 
-def one_day(transport: str, latency: float, day: str) -> dict:
+def one_day(transport: str, latency: float, day: str, registry: Registry | None = None) -> dict:
+    """One day through ``transport`` with the real CLI. The process tree is sampled from this
+    process, a child subreaper (``become_subreaper``), so the warm CLI service, which detaches from
+    the step that starts it, stays in the tree; this process itself is not counted."""
+    registry = registry or load_registry(registry_path_from_env())
     with tempfile.TemporaryDirectory(prefix="nh-bench-acp-") as tmp, AnswerAfter(latency) as api:
         env, cpu_log = _env(Path(tmp), api, transport, rate=50)
         load = load_average()
-        memory = TreeMemory(os.getpid())
+        memory = TreeMemory(os.getpid(), root_kind="benchmark", count_root=False)
         memory.start()
         cpu_before = _children_cpu()
         started = time.monotonic()
@@ -144,26 +163,21 @@ def one_day(transport: str, latency: float, day: str) -> dict:
         command_wall = time.monotonic() - started
         _reap_all()
         peak = memory.stop()
+        load_after = load_average()
         cpu = _children_cpu() - cpu_before
         if done.returncode != 0:
             raise SystemExit(f"bench: the day failed ({transport}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
         fallbacks = done.stdout.count("Gemini transport oneshot") + done.stderr.count("Gemini transport oneshot")
         home = Path(env["DAGSTER_HOME"])
-        with dg.DagsterInstance.from_config(str(home)) as instance:
-            (run,) = instance.get_run_records()
-            times = {
-                entry.dagster_event.event_type: entry.timestamp
-                for entry in instance.all_logs(run.dagster_run.run_id)
-                if entry.dagster_event is not None
-            }
+        breakdown = day_breakdown(str(home), registry, api_calls(api.requests), memory.started, memory.last_seen)
         cli_cpu, cli_processes = _cli_cpu(cpu_log)
         calls = api.answers
         return {
-            "load": load, "calls": calls, "fallbacks": fallbacks, "cli_processes": cli_processes,
-            "run_wall_s": times[dg.DagsterEventType.RUN_SUCCESS] - times[dg.DagsterEventType.RUN_START],
+            **breakdown,
+            "load": load, "load_after": load_after, "calls": calls, "fallbacks": fallbacks, "cli_processes": cli_processes,
             "command_wall_s": command_wall, "tree_cpu_s": cpu, "cli_cpu_s": cli_cpu, "service_cpu_s": _service_cpu(home),
             "prompt_cpu": _prompt_cpu(home),
-            "peak_rss_mb": peak / 2**20,
+            "peak_rss_mb": peak / 2**20, "memory": memory,
         }
 
 
@@ -207,7 +221,7 @@ def _print_day(transport: str, r: dict, bound: float) -> None:
     print(
         f"          CPU per call: CLI+service {per_call:.2f} s (CLIs {r['cli_cpu_s']:.1f} s, service {r['service_cpu_s']:.1f} s); "
         f"whole tree {r['tree_cpu_s']:.1f} s = {r['tree_cpu_s'] / max(r['calls'], 1):.2f} s/call; "
-        f"peak memory {r['peak_rss_mb']:.0f} MB"
+        f"peak memory RSS {r['peak_rss_mb']:.0f} MB, PSS {r['memory'].peak_pss_bytes / 2**20:.0f} MB (the day's tree, this script not counted)"
     )
     _print_steady(r)
 
@@ -240,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             bound = lower_bound_s(registry, latency, max_processes, 50)["bound"]
             print(f"one day (neurohelix_daily), L = {latency:g} s, lower bound {bound:.1f} s")
             for transport in ("oneshot", "acp"):
-                _print_day(transport, one_day(transport, latency, "2026-11-20"), bound)
+                _print_day(transport, one_day(transport, latency, "2026-11-20", registry), bound)
     if "backfill" in parts:
         days = [f"2026-11-{d:02d}" for d in range(10, 10 + args.days)]
         print(f"backfill of {args.days} days, R = {args.rate}/min, L = {args.backfill_latency:g} s (multi-run, dagster dev)")

@@ -101,6 +101,42 @@ def test_the_warm_cli_benchmark_prints_both_transports_side_by_side(two_prompt_r
 
 
 @pytest.mark.real_cli
+def test_the_footprint_benchmark_prints_both_transports_side_by_side(two_prompt_registry, monkeypatch):
+    """The one-shot and warm CLI parts, on two prompts at L = 0.3 s, in one table. The old ``nh``
+    part cannot run here: its code is another repository's (hopchouinard/NeuroHelix), never
+    committed to this one, and CI has no network to fetch it or the typer it needs; without a
+    checkout the benchmark says so in one line, which is what is checked."""
+    monkeypatch.delenv("NH_OLD_NH", raising=False)
+    out = _bench("footprint", "--latency", "0.3", registry=two_prompt_registry)
+    header = re.search(r"(?m)^figure\s+one-shot, fake CLI\s+warm CLI \(acp\), real CLI\s+goal$", out)
+    assert header, out
+    table = out[header.end():]
+
+    def cells(name: str, cell: str = NUMBER) -> list[float]:
+        return _figure(rf"(?m)^{re.escape(name)}\s+{cell}[^\n]*?\s{{2,}}{cell}", table)
+
+    for load in ("load before", "load after"):
+        cells(load, rf"{NUMBER} \d+\.\d+ \d+\.\d+")
+    assert all(wall > 0 for wall in cells("run wall", rf"{NUMBER} s"))
+    assert all(ratio > 0 for ratio in cells("wall / bound"))
+    medians, p95s = cells("per-step overhead median", rf"{NUMBER} s"), cells("per-step overhead p95", rf"{NUMBER} s")
+    assert all(0 <= m <= p for m, p in zip(medians, p95s)), (medians, p95s)
+    for phase in ("process start", "plan + resources", "before the CLI", "CLI calls", "checks + events"):
+        shot_median, shot_p95, warm_median, warm_p95 = _figure(
+            rf"(?m)^  {re.escape(phase)}\s+{NUMBER} / {NUMBER}\s+{NUMBER} / {NUMBER}", table
+        )
+        assert shot_median <= shot_p95 and warm_median <= warm_p95, phase
+    assert cells("model calls") == [2.0, 2.0]
+    pss, rss = cells("peak PSS summed", rf"{NUMBER} MB"), cells("peak RSS summed", rf"{NUMBER} MB")
+    assert all(0 < p <= r for p, r in zip(pss, rss)), (pss, rss)
+    for kind in ("run worker", "step processes", "CLIs"):
+        cells(f"  {kind}", rf"{NUMBER} MB \(\d+\)")
+    # The warm CLI service detaches from its step: it is measured only because the benchmark reaps it.
+    assert re.search(rf"(?m)^  warm CLI service\s+-\s+{NUMBER} MB \(1\)", table), out
+    assert "old nh: not run (no checkout given" in out, out
+
+
+@pytest.mark.real_cli
 def test_the_requests_benchmark_prints_its_json_and_the_before_and_after(two_prompt_registry):
     out = _bench("requests", "--day", "2026-11-22", registry=two_prompt_registry)
     table, _, summary = out.partition("\nload average")
