@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
@@ -21,9 +22,14 @@ from nh_assets.demo.api import FakeGeminiAPI
 from nh_assets.gemini.call import ModelCall
 from nh_assets.gemini.failures import FailureKind, GeminiFailure
 from nh_assets.gemini.resource import GeminiCLIResource
+from nh_assets.gemini.warm_cli import service as service_module
+from nh_assets.gemini.warm_cli.auth import shared_auth_method
+from nh_assets.gemini.warm_cli.client import ServiceStart
+from nh_assets.gemini.warm_cli.service import WarmCliService
 from nh_assets.process_stat import process_stat
 from nh_assets.settings import REPO_ROOT
 from nh_assets_tests.support.fakes import gemini_config
+from nh_assets_tests.support.gemini_api_fixtures import gemini_env
 
 pytestmark = pytest.mark.real_cli
 
@@ -112,31 +118,52 @@ def test_a_warm_cli_answers_as_the_one_shot_call_does(tmp_path, gemini_cli_path,
     assert {r["temperature"] for r in warm_requests if r["kind"] != "search"} == {0.3}
 
 
-def test_concurrent_prompts_each_get_a_fresh_session_within_the_process_cap(tmp_path, gemini_cli_path, api):
-    api.latency_s = 0.5
-    resource = _resource(tmp_path, gemini_cli_path, api, max_gemini_processes=2)
-    ids = [f"prompt_{n}" for n in range(5)]
+class _CountingAPI(FakeGeminiAPI):
+    """Takes two seconds per answer and remembers how many it wrote at once."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._count_lock = threading.Lock()
+        self.now = self.peak = 0
+
+    def answer(self, model: str, prompt: str) -> str:
+        with self._count_lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        time.sleep(2.0)
+        with self._count_lock:
+            self.now -= 1
+        return super().answer(model, prompt)
+
+
+def test_concurrent_prompts_each_get_a_fresh_session_within_the_process_cap(tmp_path, gemini_cli_path, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", "fake-key-for-tests")
+    ids = [f"prompt_{n}" for n in range(6)]
     results: dict[str, object] = {}
+    with _CountingAPI(log_path=tmp_path / "api.jsonl") as api:
+        resource = _resource(tmp_path, gemini_cli_path, api, max_gemini_processes=2)
 
-    def ask(prompt_id: str) -> None:
-        try:
-            results[prompt_id] = _generate(resource, prompt_id, model="gemini-2.5-flash-lite" if prompt_id[-1] in "13" else "gemini-2.5-flash")
-        except Exception as exc:  # reported below
-            results[prompt_id] = exc
+        def ask(prompt_id: str) -> None:
+            try:
+                results[prompt_id] = _generate(resource, prompt_id, model="gemini-2.5-flash-lite" if prompt_id[-1] in "13" else "gemini-2.5-flash")
+            except Exception as exc:  # reported below
+                results[prompt_id] = exc
 
-    threads = [threading.Thread(target=ask, args=(prompt_id,)) for prompt_id in ids]
-    for thread in threads:
-        thread.start()
-    peak = 0
-    while any(thread.is_alive() for thread in threads):
-        peak = max(peak, len(_warm_cli_processes(tmp_path)[1]))
-        time.sleep(0.1)
+        threads = [threading.Thread(target=ask, args=(prompt_id,)) for prompt_id in ids]
+        for thread in threads:
+            thread.start()
+        peak = 0
+        while any(thread.is_alive() for thread in threads):
+            peak = max(peak, len(_warm_cli_processes(tmp_path)[1]))
+            time.sleep(0.1)
     for prompt_id in ids:
         result = results[prompt_id]
         assert not isinstance(result, Exception), result
         assert result.transport == "acp" and result.response.startswith(f"# {prompt_id} ")
     services, clis = _warm_cli_processes(tmp_path)
     assert len(services) == 1 and 1 <= len(clis) <= 2 and peak <= 2
+    # The process cap still bounds the prompts in flight, now that sessions share a CLI.
+    assert api.peak == 2
     # No conversation carries over: every request holds exactly one prompt, on the row's model.
     for record in api.requests:
         assert record["prompt"].count("NEUROHELIX PROMPT:") == 1
@@ -220,3 +247,214 @@ def test_when_the_warm_cli_cannot_serve_the_call_is_made_one_shot_and_says_so(tm
     assert "\n" not in warning
     (call,) = [json.loads(line) for line in fake_cli_env["log"].read_text().splitlines()]
     assert call["prompt"].startswith("NEUROHELIX PROMPT: ai_ecosystem_watch") and call["output"] == "json"
+
+
+# -- sessions sharing one CLI (API-key auth) -------------------------------------------------------------
+
+
+def _marked_prompt(prompt_id: str) -> str:
+    """A prompt whose every API request names it: the main model's by its header, the search
+    request by the query the fake derives from the instruction line."""
+    return f"NEUROHELIX PROMPT: {prompt_id}\nDATE: 2026-11-20\nRESPONSE FORMAT: markdown\n\nSummarise {prompt_id} today."
+
+
+def _requests_of(api: FakeGeminiAPI, prompt_id: str) -> list[dict]:
+    return [r for r in api.requests if "enerateContent" in r["path"] and prompt_id in r["prompt"]]
+
+
+def _assert_ledger_is_its_own(result_gate, usage, api: FakeGeminiAPI, prompt_id: str) -> None:
+    """The prompt's ledger holds exactly what the API received for that prompt, per model."""
+    mine = _requests_of(api, prompt_id)
+    assert mine, f"the API saw nothing of {prompt_id}"
+    assert dict(result_gate.requests) == dict(Counter(r["model"] for r in mine))
+    assert set(usage) == {r["model"] for r in mine}
+    for model, entry in usage.items():
+        sent = [r for r in mine if r["model"] == model]
+        assert entry.input_tokens == sum(r["usage"]["promptTokenCount"] for r in sent), model
+        assert entry.total_tokens == sum(r["usage"]["totalTokenCount"] for r in sent), model
+
+
+class _GatheringAPI(FakeGeminiAPI):
+    """Holds each final answer until ``expected`` of them wait at once: they are then in flight together."""
+
+    def __init__(self, expected: int, **kwargs):
+        super().__init__(**kwargs)
+        self._barrier = threading.Barrier(expected, timeout=60)
+        self.gathered = True
+
+    def answer(self, model: str, prompt: str) -> str:
+        try:
+            self._barrier.wait()
+        except threading.BrokenBarrierError:
+            self.gathered = False
+        return super().answer(model, prompt)
+
+
+def test_concurrent_prompts_share_one_cli_and_each_step_gets_its_own_ledger(tmp_path, gemini_cli_path, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", "fake-key-for-tests")
+    rows = {
+        "alpha_watch": dict(model="gemini-2.5-flash"),
+        "beta_watch": dict(model="gemini-2.5-flash-lite"),
+        "gamma_watch": dict(model="gemini-2.5-flash", tools=("google_web_search",)),
+    }
+    with _GatheringAPI(len(rows), log_path=tmp_path / "api.jsonl") as api:
+        resource = _resource(tmp_path, gemini_cli_path, api)
+        results: dict[str, object] = {}
+
+        def ask(prompt_id: str) -> None:
+            call = ModelCall(**{"timeout_s": 90, **rows[prompt_id]})
+            try:
+                with dg.build_resources({"gemini": resource}) as resources, dg.build_asset_context() as context:
+                    results[prompt_id] = resources.gemini.generate(context, prompt=_marked_prompt(prompt_id), call=call)
+            except Exception as exc:  # reported below
+                results[prompt_id] = exc
+
+        threads = [threading.Thread(target=ask, args=(prompt_id,)) for prompt_id in rows]
+        for thread in threads:
+            thread.start()
+        clis_seen: set[int] = set()
+        while any(thread.is_alive() for thread in threads):
+            clis_seen.update(_warm_cli_processes(tmp_path)[1])
+            time.sleep(0.05)
+    assert api.gathered, "the three prompts were never in flight at once"
+    for prompt_id, row in rows.items():
+        result = results[prompt_id]
+        assert not isinstance(result, Exception), result
+        assert result.transport == "acp" and result.response.startswith(f"# {prompt_id} ")
+        _assert_ledger_is_its_own(result.gate, result.usage, api, prompt_id)
+    # The search loop's three requests and its sources are the searching prompt's alone.
+    assert results["gamma_watch"].gate.total == 3 and results["gamma_watch"].gate.grounding.chunks
+    assert all("gamma_watch" in query for query in results["gamma_watch"].gate.grounding.queries)
+    assert not results["alpha_watch"].gate.grounding.chunks and not results["beta_watch"].gate.grounding.chunks
+    assert len(clis_seen) == 1 and _warm_cli_processes(tmp_path)[1] == sorted(clis_seen)
+    # Every request the API received belongs to exactly one prompt.
+    assert sorted(r["prompt"] for r in api.requests if "enerateContent" in r["path"]) == sorted(
+        r["prompt"] for prompt_id in rows for r in _requests_of(api, prompt_id)
+    )
+
+
+class _HoldingAPI(FakeGeminiAPI):
+    """Holds the final answer of the prompts named in ``held`` until ``release(prompt_id)``."""
+
+    def __init__(self, *held: str, **kwargs):
+        super().__init__(**kwargs)
+        self._gates = {prompt_id: threading.Event() for prompt_id in held}
+        self.arrived = {prompt_id: threading.Event() for prompt_id in held}
+
+    def release(self, prompt_id: str) -> None:
+        self._gates[prompt_id].set()
+
+    def answer(self, model: str, prompt: str) -> str:
+        for prompt_id, gate in self._gates.items():
+            if f"NEUROHELIX PROMPT: {prompt_id}\n" in prompt:
+                self.arrived[prompt_id].set()
+                gate.wait(120)
+        return super().answer(model, prompt)
+
+
+def _service(tmp_path: Path, cli: str, api: FakeGeminiAPI, **overrides) -> WarmCliService:
+    """A warm CLI service in this process, so a test can read its CLIs and set its constants."""
+    fields = dict(
+        gemini_cli=cli, rate_limit_db=str(tmp_path / "rate.sqlite"), workdir_root=str(tmp_path / "workdirs"),
+        gemini_api_url=api.base_url, kill_grace_s=2.0, warm_cli_idle_s=60.0,
+    )
+    config = gemini_config(tmp_path, **{**fields, **overrides})
+    config.warm_cli_dir.mkdir(parents=True, exist_ok=True)
+    start = ServiceStart(config, cli, gemini_env(tmp_path, api.base_url), {"GOOGLE_GEMINI_BASE_URL": api.base_url}, [])
+    return WarmCliService(start)
+
+
+def _ask(service: WarmCliService, prompt_id: str, replies: dict, timeout_s: float = 90) -> threading.Thread:
+    call = ModelCall(model="gemini-2.5-flash", timeout_s=timeout_s)
+    request = {
+        "op": "prompt", "prompt": _marked_prompt(prompt_id), "settings": call.settings(),
+        "call": {"model": call.model, "timeout_s": call.timeout_s, "approval_mode": call.approval_mode},
+    }
+    thread = threading.Thread(target=lambda: replies.__setitem__(prompt_id, service.serve(request, threading.Event())))
+    thread.start()
+    return thread
+
+
+def _gone(pid: int, within_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        stat = process_stat(pid)
+        if stat is None or stat.exited:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_prompt_whose_cancel_is_not_acknowledged_fails_alone_and_drains_its_cli(tmp_path, gemini_cli_path):
+    # No grace: the cancel is never acknowledged in time, as with a CLI stuck in its turn.
+    with _HoldingAPI("stuck_one", "steady_one", log_path=tmp_path / "api.jsonl") as api:
+        service = _service(tmp_path, gemini_cli_path, api, kill_grace_s=0.0)
+        try:
+            replies: dict[str, dict] = {}
+            stuck = _ask(service, "stuck_one", replies, timeout_s=5)
+            assert api.arrived["stuck_one"].wait(60)
+            steady = _ask(service, "steady_one", replies)
+            assert api.arrived["steady_one"].wait(60)
+            (warm,) = service._procs
+            stuck.join(60)
+            assert replies["stuck_one"]["failure"]["kind"] == "timeout"
+            # The other prompt is still in flight on the same CLI, which now takes no new session.
+            assert warm.draining and warm.alive and warm.in_flight == 1 and steady.is_alive()
+            api.release("steady_one")
+            steady.join(60)
+            reply = replies["steady_one"]
+            assert reply["ok"] and reply["response"].startswith("# steady_one ") and reply["cli_pid"] == warm.cli.pid
+            assert reply["gate"]["requests"] == dict(Counter(r["model"] for r in _requests_of(api, "steady_one")))
+            assert _gone(warm.cli.pid), "the drained CLI did not end after its last prompt"
+            after = _ask(service, "after_one", replies)
+            after.join(90)
+            assert replies["after_one"]["ok"] and replies["after_one"]["cli_pid"] != warm.cli.pid
+        finally:
+            api.release("stuck_one")
+            api.release("steady_one")
+            service.close()
+
+
+def test_a_cli_past_its_share_of_sessions_drains_instead_of_ending_its_prompts(tmp_path, gemini_cli_path, monkeypatch):
+    monkeypatch.setattr(service_module, "MAX_PROMPTS_PER_CLI", 2)
+    with _HoldingAPI("long_one", log_path=tmp_path / "api.jsonl") as api:
+        service = _service(tmp_path, gemini_cli_path, api)
+        try:
+            replies: dict[str, dict] = {}
+            long = _ask(service, "long_one", replies)
+            assert api.arrived["long_one"].wait(60)
+            _ask(service, "second_one", replies).join(90)
+            (first,) = service._procs
+            assert replies["second_one"]["ok"] and replies["second_one"]["cli_pid"] == first.cli.pid
+            assert first.draining  # its second session was its share
+            _ask(service, "third_one", replies).join(90)
+            # A new CLI took the third prompt while the first still serves its prompt in flight.
+            assert replies["third_one"]["ok"] and replies["third_one"]["cli_pid"] != first.cli.pid
+            assert first.alive and long.is_alive() and len(service._procs) == 2
+            api.release("long_one")
+            long.join(60)
+            assert replies["long_one"]["ok"] and replies["long_one"]["response"].startswith("# long_one ")
+            assert _gone(first.cli.pid)
+            assert [w.cli.pid for w in service._procs] == [replies["third_one"]["cli_pid"]]
+        finally:
+            api.release("long_one")
+            service.close()
+
+
+@pytest.mark.parametrize(
+    ("stored", "key", "expected"),
+    [
+        ("gemini-api-key", "k", "gemini-api-key"),  # the configured endpoint's home, or the operator's choice
+        ("oauth-personal", None, None),  # a Google login: authenticate would clear its cached credentials
+        ("oauth-personal", "k", None),
+        (None, "k", None),  # a key in the environment only: authenticate would write the operator's settings
+        ("gemini-api-key", None, None),
+    ],
+)
+def test_sessions_share_a_cli_only_where_authenticate_changes_nothing(tmp_path, stored, key, expected):
+    home = tmp_path / "home"
+    (home / ".gemini").mkdir(parents=True)
+    settings = {"security": {"auth": {"selectedType": stored}}} if stored else {}
+    (home / ".gemini" / "settings.json").write_text(json.dumps(settings))
+    env = {"HOME": str(home), **({"GEMINI_API_KEY": key} if key else {})}
+    assert shared_auth_method(env) == expected

@@ -6,5 +6,7 @@ needs it (``client``), keeps CLIs running and gives each prompt a fresh ACP sess
 (``connection``), so nothing carries from one prompt to the next. Rows differ only in
 per-session settings; the process configuration keys the service (``endpoint``). Every API
 request still crosses a rate gate (``rate_gate``) that takes a rate permit from the shared
-bucket, and each warm CLI holds a machine-wide process permit (``warm_process``).
+bucket, and each warm CLI holds a machine-wide process permit (``warm_process``). With API-key
+auth one CLI serves several prompts at once, each session sent to a gate of its own
+(``session_gates``, ``auth``).
 """

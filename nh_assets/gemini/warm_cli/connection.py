@@ -230,6 +230,13 @@ class AcpConnection:
         )
         return result if isinstance(result, dict) else {}
 
+    def authenticate(self, method_id: str, base_url: str, timeout_s: float) -> None:
+        """Point every later ``session/new`` at ``base_url`` (``_meta.gateway``; 0.61.0 applies it to the
+        session's content generator whatever the auth type). The CLI also stores ``method_id`` as the user
+        settings' auth type, and clears its cached Google credentials when that type changes: callers pass
+        the type the settings already hold."""
+        self.request("authenticate", {"methodId": method_id, "_meta": {"gateway": {"baseUrl": base_url}}}, timeout_s)
+
     def new_session(self, cwd: str, timeout_s: float) -> str:
         result = self.request("session/new", {"cwd": cwd, "mcpServers": []}, timeout_s)
         if not isinstance(result, dict) or not isinstance(result.get("sessionId"), str):
@@ -250,6 +257,8 @@ class AcpConnection:
                 except CliExited:
                     pass
                 acknowledged = entry.done.wait(grace_s) and entry.error is None
+                with self._lock:
+                    self._texts.pop(session_id, None)
                 raise PromptTimedOut(cancelled=acknowledged)
         result = self._outcome(entry)
         with self._lock:

@@ -6,14 +6,21 @@ live in a step: the service is a process of its own per machine and per process 
 Unix socket beside the rate-limit bucket. A file lock held for its whole life makes it the only
 one of its key.
 
-Per prompt it takes an idle warm CLI (or starts one while a process permit is free), opens a
-fresh session in a fresh folder holding the row's settings, sends the prompt and answers with
-the text, the ledger of its gates, and the same failure kinds as a one-shot call. A prompt past
-its timeout is cancelled (``session/cancel``); a CLI that does not acknowledge is killed. A CLI
-that dies is replaced while the service is in use; one that served ``MAX_PROMPTS_PER_CLI`` is
-retired (0.61.0 keeps every session of a process in memory). Idle CLIs end after
-``warm_cli_idle_s``, the service after as long without work, and at once when every owner it
-served is gone.
+Per prompt it takes a warm CLI with room (or starts one while a process permit is free), opens
+a fresh session in a fresh folder holding the row's settings, sends the prompt and answers with
+the text, the ledger of its gates, and the same failure kinds as a one-shot call. With API-key
+auth one CLI serves up to ``max_gemini_processes`` sessions at once, each behind a rate gate of
+its own (``session_gates``): 0.61.0 runs sessions of one process concurrently, and one CLI (~200
+MB) in place of four keeps the day's memory down. With a Google login a CLI serves one prompt at
+a time (``auth.shared_auth_method`` says why). Either way at most ``max_gemini_processes``
+prompts are in flight per service, as when each prompt had a CLI process of its own.
+
+A prompt past its timeout is cancelled (``session/cancel``); a CLI that does not acknowledge is
+drained: it takes no new session and ends once its other prompts have, so only the late prompt
+fails. A CLI that dies is replaced while the service is in use; one that opened
+``MAX_PROMPTS_PER_CLI`` sessions is drained the same way (0.61.0 keeps every session of a
+process in memory and has no ``session/close``). Idle CLIs end after ``warm_cli_idle_s``, the
+service after as long without work, and at once when every owner it served is gone.
 
     python -m nh_assets.gemini.warm_cli.service   # reads its configuration as JSON on stdin
 """
@@ -40,9 +47,10 @@ from nh_assets.gemini.rate_limit import SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
 from nh_assets.gemini.service_memory import open_guard
 from nh_assets.gemini.warm_cli import endpoint
-from nh_assets.gemini.warm_cli.auth import session_auth
+from nh_assets.gemini.warm_cli.auth import session_auth, shared_auth_method
 from nh_assets.gemini.warm_cli.client import ServiceStart, WarmCliUnavailable
 from nh_assets.gemini.warm_cli.connection import AcpError, CliExited, LoginRequired, PromptTimedOut
+from nh_assets.gemini.warm_cli.session_gates import SessionGates
 from nh_assets.gemini.warm_cli.warm_process import WarmProcess
 from nh_assets.redaction import Redactor
 
@@ -67,8 +75,9 @@ class WarmCliService:
         self.key = start.key
         self.directory = config.warm_cli_dir
         self._cond = threading.Condition()
-        self._procs: list[WarmProcess] = []
-        self._starting = 0
+        self._procs: list[WarmProcess] = []  # draining ones included: they still hold their permits
+        self._starting: list[str] = []  # approval modes of CLIs being started
+        self._starting_for_prompts = 0  # of which started for a prompt that waits for it
         self._in_flight = 0
         self._last_activity = time.monotonic()
         self._owners: set[tuple[int, int]] = set()
@@ -98,6 +107,13 @@ class WarmCliService:
             backend=config.rate_limit_backend, rate_limit_db=config.rate_limit_db,
             postgres_url=config.rate_limit_bucket_url, model_quotas=config.model_quotas, env=env, log=_log,
         )
+        # Sessions share a CLI only where each can be given a gate of its own.
+        self._gateway_method = shared_auth_method(env)
+        api = start.upstreams.get("GOOGLE_GEMINI_BASE_URL")
+        self._session_gates = (
+            SessionGates(api, self._take_permit, self._guard) if self._gateway_method and api else None
+        )
+        self._sessions_per_cli = config.max_gemini_processes if self._session_gates else 1
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -107,7 +123,7 @@ class WarmCliService:
             warm = WarmProcess.start(
                 cli=self.start.cli, approval_mode=approval_mode, skip_trust=self.config.skip_trust, env=self._env,
                 cwd=self._cwd, upstreams=self.start.upstreams, take_permit=self._take_permit, permit=permit, guard=self._guard,
-                init_timeout_s=CLI_INIT_TIMEOUT_S, redact=self.redact,
+                sessions=self._sessions_per_cli, init_timeout_s=CLI_INIT_TIMEOUT_S, redact=self.redact,
             )
         except BaseException:
             ProcessPermits.release(permit)
@@ -117,35 +133,51 @@ class WarmCliService:
 
     # -- checkout and return ------------------------------------------------------------------------
 
+    def _take(self, warm: WarmProcess) -> None:
+        """Count a new session on ``warm`` (under the lock); one that reaches its share starts draining."""
+        warm.in_flight += 1
+        warm.prompts += 1
+        if warm.prompts >= MAX_PROMPTS_PER_CLI:
+            warm.draining = True
+            _log(f"draining CLI pid {warm.cli.pid}: opened its share of sessions")
+
     def checkout(self, approval_mode: str, abandoned: threading.Event) -> tuple[WarmProcess, float]:
-        """An idle warm CLI for this approval mode, started if a process permit is free; waits otherwise."""
+        """A warm CLI with room for one more session of this approval mode, started if a process permit
+        is free; waits while ``max_gemini_processes`` prompts are in flight or no CLI has room."""
         waited_from = time.monotonic()
         announced = False
+        limit = self.config.max_gemini_processes
         while True:
             permit = None
             with self._cond:
                 if self._broken is not None and time.monotonic() < self._broken[0]:
                     raise WarmCliUnavailable(self._broken[1])
-                for warm in self._procs:
-                    if not warm.busy and warm.alive and warm.approval_mode == approval_mode:
-                        warm.busy = True
-                        return warm, time.monotonic() - waited_from
-                if len(self._procs) + self._starting < self.config.max_gemini_processes:
+                in_flight = sum(w.in_flight for w in self._procs) + self._starting_for_prompts
+                roomy = [w for w in self._procs if w.has_room(approval_mode)]
+                if roomy and in_flight < limit:
+                    warm = max(roomy, key=lambda w: w.in_flight)  # fill one CLI before the next
+                    self._take(warm)
+                    return warm, time.monotonic() - waited_from
+                # A CLI of this mode on its way serves this prompt too, when sessions share CLIs.
+                coming = self._sessions_per_cli > 1 and approval_mode in self._starting
+                may_start = in_flight < limit and not coming
+                if may_start and len(self._procs) + len(self._starting) < limit:
                     permit = self._permits.try_acquire()
                 if permit is None:
                     # An idle CLI of another approval mode holds a permit this prompt could use.
                     spare = next((w for w in self._procs if not w.busy and w.approval_mode != approval_mode), None)
-                    if spare is not None:
+                    if spare is not None and may_start:
                         self._procs.remove(spare)
                         threading.Thread(target=spare.stop, daemon=True).start()
                     if abandoned.is_set() or self.stopping.is_set():
                         raise WarmCliUnavailable("the step went away while waiting for a warm CLI")
                     if not announced:
-                        _log(f"all {self.config.max_gemini_processes} process permits busy: waiting")
+                        _log(f"{in_flight} of {limit} prompts in flight, {len(self._procs)} CLIs: waiting")
                         announced = True
                     self._cond.wait(0.2)
                     continue
-                self._starting += 1
+                self._starting.append(approval_mode)
+                self._starting_for_prompts += 1
             try:
                 warm = self._start(approval_mode, permit)
             except LoginRequired:
@@ -158,25 +190,31 @@ class WarmCliService:
                 raise WarmCliUnavailable(reason) from None
             finally:
                 with self._cond:
-                    self._starting -= 1
+                    self._starting.remove(approval_mode)
+                    self._starting_for_prompts -= 1
+                    self._cond.notify_all()
             with self._cond:
                 self._broken = None
-                warm.busy = True
+                self._take(warm)
                 self._procs.append(warm)
+                self._cond.notify_all()
             return warm, time.monotonic() - waited_from
 
-    def checkin(self, warm: WarmProcess, healthy: bool) -> None:
+    def checkin(self, warm: WarmProcess, *, drain: bool = False) -> None:
+        """The prompt's session is over (or abandoned, with ``drain``: the CLI then takes no new one)."""
         with self._cond:
-            warm.busy = False
-            warm.prompts += 1
+            warm.in_flight -= 1
             warm.last_used = time.monotonic()
-            retire = not healthy or not warm.alive or warm.prompts >= MAX_PROMPTS_PER_CLI
-            retire = retire and warm in self._procs  # not already stopped by close()
+            if drain and not warm.draining:
+                warm.draining = True
+                _log(f"draining CLI pid {warm.cli.pid}: a prompt's session could not be ended")
+            # A dead CLI goes at once (its other prompts have failed with it); a draining one when empty.
+            retire = (not warm.alive or (warm.draining and not warm.busy)) and warm in self._procs
             if retire:
                 self._procs.remove(warm)
             self._cond.notify_all()
         if retire:
-            reason = "served its share of prompts" if healthy and warm.alive else "unhealthy"
+            reason = "drained" if warm.alive else "unhealthy"
             _log(f"retiring CLI pid {warm.cli.pid}: {reason}")
             threading.Thread(target=warm.stop, args=(self.config.kill_grace_s,), daemon=True).start()
 
@@ -207,46 +245,55 @@ class WarmCliService:
             raise WarmCliUnavailable("no Gemini credentials for the CLI (no auth type in its settings, no key in its environment)")
         warm, waited = self.checkout(str(call.get("approval_mode") or "default"), abandoned)
         workdir = Path(tempfile.mkdtemp(prefix="call-", dir=self.config.workdir_root))
-        healthy = True
+        # The prompt's own gate when it shares the CLI; else the CLI's gates, which serve it alone.
+        gate = self._session_gates.borrow() if self._session_gates else None
+        gateway = (self._gateway_method, gate.url) if gate and self._gateway_method else None
+        drain = ended = False
+
+        def ledger_now() -> GateLedger:
+            return gate.ledger() if gate else _ledger(warm)
+
         try:
             (workdir / ".gemini").mkdir()
             settings = {**request["settings"], **self._auth, "model": {"name": call["model"]}}
             (workdir / ".gemini" / "settings.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
-            for gate in warm.gates.values():
-                gate.begin()
+            if gate is None:
+                for process_gate in warm.gates.values():
+                    process_gate.begin()
             cpu_before = warm.cpu_seconds()
             started = time.monotonic()
             deadline = started + timeout_s
             try:
-                session = warm.cli.new_session(str(workdir), timeout_s)
+                session = warm.open_session(str(workdir), timeout_s, gateway)
             except (AcpError, CliExited, TimeoutError) as exc:
-                healthy = not isinstance(exc, (CliExited, TimeoutError))
+                drain = isinstance(exc, TimeoutError)
                 raise WarmCliUnavailable(f"session/new failed: {self.redact(str(exc))}") from None
             try:
                 outcome = warm.cli.prompt(
                     session, request["prompt"], deadline=deadline, grace_s=self.config.kill_grace_s, abandoned=abandoned
                 )
             except PromptTimedOut as exc:
-                healthy = exc.cancelled
-                if not exc.cancelled:
-                    warm.cli.kill()
+                # Unacknowledged, the session may run on: no new session on this CLI, which ends once
+                # its other prompts have (a CLI of its own ends at once).
+                drain = not exc.cancelled
                 raise GeminiFailure(*self._timeout(timeout_s, warm)) from None
             except CliExited as exc:
-                healthy = False
-                ledger = _ledger(warm)
+                ledger = ledger_now()
                 if ledger.refusal is not None:
                     raise GeminiFailure(ledger.refusal.kind, str(ledger.refusal)) from None
                 raise GeminiFailure(
                     FailureKind.OTHER, f"the warm CLI (pid {warm.cli.pid}) ended mid-prompt: {exc}; the service starts another"
                 ) from None
             except AcpError as exc:
-                raise GeminiFailure(*self._classify(exc, warm)) from None
+                raise GeminiFailure(*self._classify(exc, ledger_now())) from None
             duration = time.monotonic() - started
+            # With sessions sharing the CLI this is the CLI's CPU meanwhile, theirs included.
             cpu = warm.cpu_seconds() - cpu_before
             _log(f"prompt on CLI pid {warm.cli.pid}: {duration:.2f}s, {cpu:.2f}s CPU")
-            ledger = _ledger(warm)
+            ledger = ledger_now()
             if outcome.stop_reason == "cancelled":
                 raise GeminiFailure(FailureKind.TIMEOUT, "the CLI cancelled the prompt")
+            ended = True
             return {
                 "ok": True,
                 "response": outcome.text,
@@ -265,15 +312,17 @@ class WarmCliService:
             }
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-            self.checkin(warm, healthy)
+            if gate is not None and self._session_gates is not None:
+                # Reused only after a turn that ended: no request of its session can still arrive.
+                self._session_gates.give_back(gate, reusable=ended)
+            self.checkin(warm, drain=drain)
 
     def _timeout(self, timeout_s: float, warm: WarmProcess) -> tuple[FailureKind, str]:
         failure = classify_timeout(timeout_s, warm.cli.stderr_tail())
         cause = failure.cause.replace("the process group was killed", "the prompt was cancelled")
         return failure.kind, cause
 
-    def _classify(self, error: AcpError, warm: WarmProcess) -> tuple[FailureKind, str]:
-        ledger = _ledger(warm)
+    def _classify(self, error: AcpError, ledger: GateLedger) -> tuple[FailureKind, str]:
         if ledger.refusal is not None:
             return ledger.refusal.kind, str(ledger.refusal)
         message = self.redact(error.message)
@@ -313,12 +362,16 @@ class WarmCliService:
 
     def _replace(self, approval_mode: str) -> None:
         with self._cond:
-            if len(self._procs) + self._starting >= self.config.max_gemini_processes:
+            if len(self._procs) + len(self._starting) >= self.config.max_gemini_processes:
                 return
+            if self._sessions_per_cli > 1 and (
+                approval_mode in self._starting or any(w.has_room(approval_mode) for w in self._procs)
+            ):
+                return  # a CLI with room for sessions already serves this mode
             permit = self._permits.try_acquire()
             if permit is None:
                 return
-            self._starting += 1
+            self._starting.append(approval_mode)
         try:
             warm = self._start(approval_mode, permit)
         except (CliExited, AcpError, TimeoutError, OSError) as exc:
@@ -326,7 +379,7 @@ class WarmCliService:
             return
         finally:
             with self._cond:
-                self._starting -= 1
+                self._starting.remove(approval_mode)
         with self._cond:
             self._procs.append(warm)
             self._cond.notify_all()
@@ -337,6 +390,8 @@ class WarmCliService:
             procs, self._procs = self._procs, []
         for warm in procs:
             warm.stop(self.config.kill_grace_s)
+        if self._session_gates is not None:
+            self._session_gates.close()
         self._limiter.close()
         shutil.rmtree(self._cwd, ignore_errors=True)
 

@@ -1,12 +1,15 @@
 """One warm CLI: a CLI process in ACP mode (``AcpConnection``) with its own rate gates, its
 process permit and its history.
 
-Each warm CLI talks to the API only through gates of its own, so a prompt's requests — a search
-loop's three, the CLI's own retries — are counted for that prompt and each takes a rate permit
-from the shared bucket, exactly as in a one-shot call. It holds one of the machine's process
-permits for its whole life (it holds ~260 MB whether busy or idle), and passes the permit's
-descriptor on to the CLI, so a CLI that outlives the service keeps its permit until it really
-exits.
+Each warm CLI talks to the API only through gates, so a prompt's requests — a search loop's
+three, the CLI's own retries — are counted for that prompt and each takes a rate permit from the
+shared bucket, exactly as in a one-shot call. A CLI serving one prompt at a time counts them at
+the gates of its environment; a CLI serving several sessions at once (``sessions`` > 1) points
+each new session at the prompt's own gate (``open_session``). It holds one of the machine's
+process permits for its whole life (it holds ~200 MB whether busy or idle), and passes the
+permit's descriptor on to the CLI, so a CLI that outlives the service keeps its permit until it
+really exits. A CLI that has served its share, or left a session it could not cancel, is
+*draining*: it takes no new session and ends when its last prompt has.
 """
 
 from __future__ import annotations
@@ -45,13 +48,33 @@ class WarmProcess:
     gates: dict[str, RateGate]
     permit: ProcessPermit
     approval_mode: str
+    sessions: int = 1  # prompts it may serve at once
     started: float = field(default_factory=time.monotonic)
     last_used: float = field(default_factory=time.monotonic)
-    prompts: int = 0
-    busy: bool = False
+    prompts: int = 0  # sessions opened so far
+    in_flight: int = 0
+    draining: bool = False
     stopped: bool = False
 
     pids: tuple[int, ...] = ()
+    # ``authenticate`` sets the base URL of every later ``session/new``: the pair must not interleave.
+    _opening: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def busy(self) -> bool:
+        return self.in_flight > 0
+
+    def has_room(self, approval_mode: str) -> bool:
+        return self.alive and not self.draining and self.approval_mode == approval_mode and self.in_flight < self.sessions
+
+    def open_session(self, cwd: str, timeout_s: float, gateway: tuple[str, str] | None = None) -> str:
+        """A new session in ``cwd``; with ``gateway`` = (auth method, gate URL) its requests go to that gate."""
+        if gateway is None:
+            return self.cli.new_session(cwd, timeout_s)
+        method, url = gateway
+        with self._opening:
+            self.cli.authenticate(method, url, timeout_s)
+            return self.cli.new_session(cwd, timeout_s)
 
     def cpu_seconds(self) -> float:
         """CPU used so far by the CLI's processes (a wrapper's child included), from /proc."""
@@ -74,6 +97,7 @@ class WarmProcess:
         upstreams: dict[str, str],
         take_permit: Callable[[], float],
         permit: ProcessPermit,
+        sessions: int = 1,
         guard: GateGuard | None = None,
         init_timeout_s: float,
         redact: Callable[[str], str],
@@ -99,7 +123,10 @@ class WarmProcess:
             for gate in gates.values():
                 gate.close()
             raise
-        return cls(cli=warm, gates=gates, permit=permit, approval_mode=approval_mode, pids=_with_descendants(warm.pid))
+        return cls(
+            cli=warm, gates=gates, permit=permit, approval_mode=approval_mode, sessions=sessions,
+            pids=_with_descendants(warm.pid),
+        )
 
     def stop(self, grace_s: float = 2.0) -> None:
         with _STOPPING:
