@@ -362,10 +362,16 @@ def test_a_per_minute_429_waits_as_its_retry_info_says_and_the_step_succeeds(
     assert "STEP_UP_FOR_RETRY" not in output and "quota_spent" not in output
     on_model = [r for r in api.requests if r["model"] == SPENT and r["kind"] != "countTokens"]
     refused = [i for i, r in enumerate(on_model) if r["status"] == 429]
-    assert len(refused) == 1, [(r["status"], round(r["time"] - on_model[0]["time"], 1)) for r in on_model]
+    timeline = [(r["status"], round(r["time"] - on_model[0]["time"], 1)) for r in on_model]
+    assert 1 <= len(refused) <= 2, timeline
     first, refusal, retried = on_model[0], on_model[refused[0]], on_model[refused[0] + 1]
-    said = 60 - (refusal["time"] - first["time"])  # the fake's retryDelay: until the minute's window frees
+    frees = 60 - (refusal["time"] - first["time"])  # until the minute's window frees
+    # RetryInfo says whole seconds, as Google's does ("34s" beside the message's 34.7s); the CLI
+    # waits that plus 0-20 % jitter. A retry inside the dropped fraction is refused once more.
+    said = int(frees)
     waited = retried["time"] - refusal["time"]
-    assert said - 1 <= waited <= said + 15, (said, waited)
-    assert retried["status"] == 200
+    assert said - 1 <= waited <= said * 1.2 + 15, (said, waited, timeline)
+    if len(refused) == 2:
+        assert waited < frees and refused[1] == refused[0] + 1, timeline
+    assert on_model[-1]["status"] == 200, timeline
     assert (tmp_path / f"data/outputs/daily/{DAY2}/hardware_compute.md").is_file()
