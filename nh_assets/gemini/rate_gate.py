@@ -126,7 +126,7 @@ class GateGuard:
 class RateGate:
     """A forwarding HTTP server on 127.0.0.1 in front of one upstream API."""
 
-    def __init__(self, upstream: str, take_permit: Callable[[], float], guard: GateGuard | None = None):
+    def __init__(self, upstream: str, take_permit: Callable[..., float], guard: GateGuard | None = None):
         """``take_permit`` blocks until the shared bucket gives one rate permit and returns the
         seconds it waited; it raises ``GateRefusal`` when no permit will come."""
         self.upstream = upstream.rstrip("/")
@@ -134,6 +134,7 @@ class RateGate:
         self._guard = guard or GateGuard()
         self._lock = threading.Lock()
         self._ledger = GateLedger()
+        self._log: Callable[[str], None] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         # ``close`` waits for the loop's next poll, at the end of every run: a tenth of a second, not half.
@@ -146,10 +147,12 @@ class RateGate:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def begin(self) -> None:
-        """Start a new ledger: one prompt at a time goes through a gate."""
+    def begin(self, log: Callable[[str], None] | None = None) -> None:
+        """Start a new ledger: one prompt at a time goes through a gate. ``log`` is where that
+        prompt's waits for a permit are told (its step's log), when the gate is lent to steps in turn."""
         with self._lock:
             self._ledger = GateLedger()
+            self._log = log
 
     def ledger(self) -> GateLedger:
         with self._lock:
@@ -166,7 +169,7 @@ class RateGate:
         ledger = self.ledger()
         try:
             waited = self._guard.admit(model_of(path, body))
-            waited += self._take_permit()
+            waited += self._take_permit(self._log) if self._log is not None else self._take_permit()
         except GateRefusal as refusal:
             with self._lock:
                 ledger.refusal = refusal
@@ -282,9 +285,9 @@ def permit_taker(limiter: SharedRateLimit, log: Callable[[str], None]) -> Callab
     """A gate's ``take_permit`` over the shared bucket: the seconds it waited, or ``GateRefusal``
     when no permit will come."""
 
-    def take_permit() -> float:
+    def take_permit(call_log: Callable[[str], None] | None = None) -> float:
         try:
-            return limiter.acquire(log).waited_s
+            return limiter.acquire(call_log or log).waited_s
         except DailyCapExceeded as exc:
             raise GateRefusal(FailureKind.DAILY_CAP, str(exc)) from None
         except (RateLimitStoreError, OSError) as exc:

@@ -46,6 +46,7 @@ from nh_assets.gemini.cli_home import write_cli_home
 from nh_assets.gemini.answer_check import judge_answer_end
 from nh_assets.gemini.config import GeminiConfig
 from nh_assets.gemini.failures import FailureKind, GeminiFailure, classify_exit, classify_timeout
+from nh_assets.gemini.lent_gates import LentGates
 from nh_assets.gemini.process_permits import ProcessPermits
 from nh_assets.gemini.rate_gate import CODE_ASSIST_URL, GEMINI_API_URL, GateLedger, RateGate, permit_taker, summed
 from nh_assets.gemini.rate_limit import DailyCapExceeded, RateLimitConfigError, SharedRateLimit
@@ -146,9 +147,8 @@ class GeminiCLIResource(dg.ConfigurableResource):
     _process_permits: ProcessPermits | None = PrivateAttr(default=None)
     _cli_home: Path | None = PrivateAttr(default=None)
     # Steps may run in threads of one process (``step_threads``) sharing this resource: each call
-    # takes a set of gates of its own (``_gates_for_call``); the bucket and the memory are shared.
-    _all_gates: list[dict[str, RateGate]] = PrivateAttr(default_factory=list)
-    _free_gates: list[dict[str, RateGate]] = PrivateAttr(default_factory=list)
+    # borrows gates of its own (``lent_gates``); the bucket and the memory are shared.
+    _gates: dict[str, LentGates] = PrivateAttr(default_factory=dict)
     _guard: MemoryGuard | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -160,13 +160,9 @@ class GeminiCLIResource(dg.ConfigurableResource):
             self._cli_home = write_cli_home(Path(tempfile.mkdtemp(prefix="cli-home-", dir=config.workdir_root)))
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        # Together: each gate's shutdown waits for its server loop's next poll.
-        closing = [threading.Thread(target=gate.close) for gates in self._all_gates for gate in gates.values()]
-        for thread in closing:
-            thread.start()
-        for thread in closing:
-            thread.join()
-        self._all_gates, self._free_gates = [], []
+        for gates in self._gates.values():
+            gates.close()
+        self._gates = {}
         if self._cli_home is not None:
             shutil.rmtree(self._cli_home, ignore_errors=True)
             self._cli_home = None
@@ -225,23 +221,19 @@ class GeminiCLIResource(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def _gates_for_call(self, log) -> Iterator[dict[str, RateGate]]:
-        """A set of gates, one per upstream, for one one-shot call at a time: its ledgers are that
-        call's. Sets are kept for the next call (steps of a run share the resource, in threads or
-        one after another), so a run opens as many as it has calls at once, and closes them at the end."""
+        """A gate of its own in front of each upstream, for one one-shot call: its ledgers are that
+        call's. The CLI's whole group is gone when the call returns, so the gates are lent again."""
         with self._lock:
-            gates = self._free_gates.pop() if self._free_gates else None
-        if gates is None:
-            take_permit = permit_taker(self._shared_rate_limit(), log)
-            gates = {name: RateGate(url, take_permit, self._guard) for name, url in self._upstreams().items()}
-            with self._lock:
-                self._all_gates.append(gates)
-        for gate in gates.values():
-            gate.begin()
+            if not self._gates:
+                take_permit = permit_taker(self._shared_rate_limit_locked(), log)
+                self._gates = {name: LentGates(url, take_permit, self._guard) for name, url in self._upstreams().items()}
+            lenders = dict(self._gates)
+        gates = {name: lender.borrow(log) for name, lender in lenders.items()}
         try:
             yield gates
         finally:
-            with self._lock:
-                self._free_gates.append(gates)
+            for name, gate in gates.items():
+                lenders[name].give_back(gate, reusable=True)
 
     def _child_env(self, gates: dict[str, RateGate] | None = None) -> dict[str, str]:
         config = self.config

@@ -90,3 +90,32 @@ def test_ledgers_add_like_usage_does():
     assert both.refusal is refusal and summed([a, b]) == both
     # Adding leaves both sides as they were: a step's results are summed more than once.
     assert a.requests == {"m": 1} and a.usage == {"m": ModelUsage(1, 10, 5, 0, 15)} and a.refusal is None
+
+
+def test_lent_gates_give_each_call_at_once_its_own_gate_reuse_them_and_tell_each_calls_log(api):
+    from nh_assets.gemini.lent_gates import LentGates
+
+    told: list[tuple[str, str]] = []
+
+    def take_permit(call_log=None) -> float:
+        (call_log or (lambda message: told.append(("nobody", message))))("waited for a permit")
+        return 0.0
+
+    lender = LentGates(api.base_url, take_permit)
+    try:
+        first = lender.borrow(lambda message: told.append(("first", message)))
+        second = lender.borrow(lambda message: told.append(("second", message)))
+        assert first is not second  # two calls at once: two gates, two ledgers
+        _ask(first, "gemini-2.5-flash")
+        _ask(second, "gemini-2.5-pro")
+        _ask(second, "gemini-2.5-pro")
+        assert first.ledger().requests == {"gemini-2.5-flash": 1}
+        assert second.ledger().requests == {"gemini-2.5-pro": 2}
+        assert sorted(who for who, _ in told) == ["first", "second", "second"]
+        lender.give_back(first, reusable=True)
+        third = lender.borrow(lambda message: told.append(("third", message)))
+        assert third is first and third.ledger().requests == {}  # lent again, from an empty ledger
+        _ask(third, "gemini-2.5-flash")
+        assert told[-1][0] == "third"  # the next call's waits go to the next call's log
+    finally:
+        lender.close()

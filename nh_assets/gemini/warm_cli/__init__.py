@@ -8,5 +8,5 @@ per-session settings; the process configuration keys the service (``endpoint``).
 request still crosses a rate gate (``rate_gate``) that takes a rate permit from the shared
 bucket, and each warm CLI holds a machine-wide process permit (``warm_process``). With API-key
 auth one CLI serves several prompts at once, each session sent to a gate of its own
-(``session_gates``, ``auth``).
+(``auth``; its gates are ``gemini.lent_gates``).
 """

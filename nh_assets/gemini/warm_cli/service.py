@@ -10,7 +10,7 @@ Per prompt it takes a warm CLI with room (or starts one while a process permit i
 a fresh session in a fresh folder holding the row's settings, sends the prompt and answers with
 the text, the ledger of its gates, and the same failure kinds as a one-shot call. With API-key
 auth one CLI serves up to ``max_gemini_processes`` sessions at once, each behind a rate gate of
-its own (``session_gates``): 0.61.0 runs sessions of one process concurrently, and one CLI (~200
+its own (``lent_gates``): 0.61.0 runs sessions of one process concurrently, and one CLI (~200
 MB) in place of four keeps the day's memory down. With a Google login a CLI serves one prompt at
 a time (``auth.shared_auth_method`` says why). Either way at most ``max_gemini_processes``
 prompts are in flight per service, as when each prompt had a CLI process of its own.
@@ -41,6 +41,7 @@ from pathlib import Path
 
 from nh_assets.gemini.cli_home import write_cli_home
 from nh_assets.gemini.failures import GOOGLE_LOGIN_NEEDED, FailureKind, GeminiFailure, classify_exit, classify_timeout
+from nh_assets.gemini.lent_gates import LentGates
 from nh_assets.gemini.process_permits import ProcessPermits
 from nh_assets.gemini.rate_gate import GateLedger, permit_taker, summed
 from nh_assets.gemini.rate_limit import SharedRateLimit
@@ -50,7 +51,6 @@ from nh_assets.gemini.warm_cli import endpoint
 from nh_assets.gemini.warm_cli.auth import session_auth, shared_auth_method
 from nh_assets.gemini.warm_cli.client import ServiceStart, WarmCliUnavailable
 from nh_assets.gemini.warm_cli.connection import AcpError, CliExited, LoginRequired, PromptTimedOut
-from nh_assets.gemini.warm_cli.session_gates import SessionGates
 from nh_assets.gemini.warm_cli.warm_process import WarmProcess
 from nh_assets.redaction import Redactor
 
@@ -111,7 +111,7 @@ class WarmCliService:
         self._gateway_method = shared_auth_method(env)
         api = start.upstreams.get("GOOGLE_GEMINI_BASE_URL")
         self._session_gates = (
-            SessionGates(api, self._take_permit, self._guard) if self._gateway_method and api else None
+            LentGates(api, self._take_permit, self._guard) if self._gateway_method and api else None
         )
         self._sessions_per_cli = config.max_gemini_processes if self._session_gates else 1
 
