@@ -129,7 +129,7 @@ def test_the_footprint_benchmark_prints_both_transports_side_by_side(two_prompt_
     assert cells("model calls") == [2.0, 2.0]
     pss, rss = cells("peak PSS summed", rf"{NUMBER} MB"), cells("peak RSS summed", rf"{NUMBER} MB")
     assert all(0 < p <= r for p, r in zip(pss, rss)), (pss, rss)
-    for kind in ("run worker", "step processes", "CLIs"):
+    for kind in ("run worker", "CLIs"):  # the steps are threads of the run worker (the default executor)
         cells(f"  {kind}", rf"{NUMBER} MB \(\d+\)")
     # The warm CLI service detaches from its step: it is measured only because the benchmark reaps it.
     assert re.search(rf"(?m)^  warm CLI service\s+-\s+{NUMBER} MB \(1\)", table), out

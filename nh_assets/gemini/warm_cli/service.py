@@ -31,12 +31,10 @@ import json
 import os
 import resource
 import shutil
-import socketserver
 import sys
 import tempfile
 import threading
 import time
-import traceback
 from pathlib import Path
 
 from nh_assets.gemini.cli_home import write_cli_home
@@ -47,7 +45,7 @@ from nh_assets.gemini.rate_gate import GateLedger, permit_taker, summed
 from nh_assets.gemini.rate_limit import SharedRateLimit
 from nh_assets.gemini.rate_limit_stores import RateLimitStoreError, store_for
 from nh_assets.gemini.service_memory import open_guard
-from nh_assets.gemini.warm_cli import endpoint
+from nh_assets.gemini.warm_cli import endpoint, listener
 from nh_assets.gemini.warm_cli.auth import session_auth, shared_auth_method
 from nh_assets.gemini.warm_cli.client import ServiceStart, WarmCliUnavailable
 from nh_assets.gemini.warm_cli.connection import AcpError, CliExited, LoginRequired, PromptTimedOut
@@ -384,6 +382,9 @@ class WarmCliService:
             self._procs.append(warm)
             self._cond.notify_all()
 
+    def cli_pids(self) -> list[int]:
+        return [w.cli.pid for w in list(self._procs)]
+
     def close(self) -> None:
         self.stopping.set()
         with self._cond:
@@ -394,51 +395,6 @@ class WarmCliService:
             self._session_gates.close()
         self._limiter.close()
         shutil.rmtree(self._cwd, ignore_errors=True)
-
-
-def _handler(service: WarmCliService) -> type[socketserver.StreamRequestHandler]:
-    class Handler(socketserver.StreamRequestHandler):
-        def handle(self) -> None:
-            if not endpoint.same_user(self.connection):
-                return
-            line = self.rfile.readline()
-            try:
-                request = json.loads(line)
-            except ValueError:
-                return
-            if request.get("op") == "ping":
-                reply = {"ok": True, "pid": os.getpid(), "processes": [w.cli.pid for w in list(service._procs)]}
-            else:
-                abandoned = threading.Event()
-                threading.Thread(target=self._watch, args=(abandoned,), daemon=True).start()
-                try:
-                    reply = service.serve(request, abandoned)
-                except Exception as exc:  # a bug here must not end the service: the step falls back
-                    _log("".join(traceback.format_exception_only(type(exc), exc)).strip())
-                    reply = {"ok": False, "unavailable": f"warm CLI service error: {type(exc).__name__}"}
-            try:
-                self.wfile.write((json.dumps(reply) + "\n").encode())
-            except OSError:
-                pass
-
-        def _watch(self, abandoned: threading.Event) -> None:
-            """The step closes its end when it dies: the prompt is then cancelled."""
-            try:
-                while self.connection.recv(1):
-                    pass
-            except OSError:
-                pass
-            abandoned.set()
-
-    return Handler
-
-
-class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
-
-    def __init__(self, sock, handler):
-        socketserver.BaseServer.__init__(self, "", handler)
-        self.socket = sock
 
 
 def main() -> int:
@@ -453,7 +409,7 @@ def main() -> int:
         except (RateLimitStoreError, ValueError, OSError) as exc:
             _log(f"cannot start: {exc}")
             return 1
-        server = _Server(endpoint.bind(directory / f"{key}.sock"), _handler(service))
+        server = listener.UnixServer(endpoint.bind(directory / f"{key}.sock"), listener.handler_for(service, _log))
         threading.Thread(target=server.serve_forever, args=(0.2,), daemon=True).start()
         _log(f"serving {start.cli} for key {key}, up to {start.gemini.max_gemini_processes} CLIs")
         try:
