@@ -22,7 +22,7 @@ from nh_assets.gemini.rate_gate import GateGuard, RateGate
 class LentGates:
     """Gates in front of one upstream, each lent to one call at a time."""
 
-    def __init__(self, upstream: str, take_permit: Callable[..., float], guard: GateGuard | None = None):
+    def __init__(self, upstream: str, take_permit: Callable[[Callable[[str], None] | None], float], guard: GateGuard | None = None):
         self._upstream = upstream
         self._take_permit = take_permit
         self._guard = guard

@@ -126,9 +126,10 @@ class GateGuard:
 class RateGate:
     """A forwarding HTTP server on 127.0.0.1 in front of one upstream API."""
 
-    def __init__(self, upstream: str, take_permit: Callable[..., float], guard: GateGuard | None = None):
-        """``take_permit`` blocks until the shared bucket gives one rate permit and returns the
-        seconds it waited; it raises ``GateRefusal`` when no permit will come."""
+    def __init__(self, upstream: str, take_permit: Callable[[Callable[[str], None] | None], float], guard: GateGuard | None = None):
+        """``take_permit(log)`` blocks until the shared bucket gives one rate permit, telling a
+        wait to ``log`` (or to its own default when None), and returns the seconds it waited; it
+        raises ``GateRefusal`` when no permit will come."""
         self.upstream = upstream.rstrip("/")
         self._take_permit = take_permit
         self._guard = guard or GateGuard()
@@ -169,7 +170,7 @@ class RateGate:
         ledger = self.ledger()
         try:
             waited = self._guard.admit(model_of(path, body))
-            waited += self._take_permit(self._log) if self._log is not None else self._take_permit()
+            waited += self._take_permit(self._log)
         except GateRefusal as refusal:
             with self._lock:
                 ledger.refusal = refusal
@@ -281,7 +282,7 @@ class RateGate:
         return Forward
 
 
-def permit_taker(limiter: SharedRateLimit, log: Callable[[str], None]) -> Callable[[], float]:
+def permit_taker(limiter: SharedRateLimit, log: Callable[[str], None]) -> Callable[[Callable[[str], None] | None], float]:
     """A gate's ``take_permit`` over the shared bucket: the seconds it waited, or ``GateRefusal``
     when no permit will come."""
 

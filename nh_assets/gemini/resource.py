@@ -196,19 +196,16 @@ class GeminiCLIResource(dg.ConfigurableResource):
     def _memory_guard(self, env: dict[str, str], log) -> MemoryGuard:
         """The shared memory of spent quotas and refused credentials, beside the rate-limit bucket."""
         with self._lock:
-            return self._memory_guard_locked(env, log)
-
-    def _memory_guard_locked(self, env: dict[str, str], log) -> MemoryGuard:
-        if self._guard is None:
-            config = self.config
-            try:
-                self._guard = open_guard(
-                    backend=config.rate_limit_backend, rate_limit_db=config.rate_limit_db,
-                    postgres_url=config.rate_limit_bucket_url, model_quotas=config.model_quotas, env=env, log=log,
-                )
-            except RateLimitStoreError as exc:
-                raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
-        return self._guard
+            if self._guard is None:
+                config = self.config
+                try:
+                    self._guard = open_guard(
+                        backend=config.rate_limit_backend, rate_limit_db=config.rate_limit_db,
+                        postgres_url=config.rate_limit_bucket_url, model_quotas=config.model_quotas, env=env, log=log,
+                    )
+                except RateLimitStoreError as exc:
+                    raise GeminiFailure(FailureKind.RATE_LIMIT_STORE, str(exc)) from None
+            return self._guard
 
     def _upstreams(self) -> dict[str, str]:
         """The endpoints the CLI may use, by the variable that names each: the Gemini API (API-key

@@ -41,7 +41,7 @@ def test_usage_is_recorded_before_the_answer_ends_even_when_the_gate_thread_is_s
         return parse(body)
 
     monkeypatch.setattr(rate_gate, "usage_of_answer", slow_parse)
-    gate = RateGate(api.base_url, take_permit=lambda: 0.0)
+    gate = RateGate(api.base_url, take_permit=lambda _log: 0.0)
     try:
         gate.begin()
         answer = _ask(gate, "gemini-2.5-flash")
@@ -58,7 +58,7 @@ def test_usage_is_recorded_before_the_answer_ends_even_when_the_gate_thread_is_s
 
 
 def test_a_new_prompt_starts_from_nothing(api):
-    gate = RateGate(api.base_url, take_permit=lambda: 0.0)
+    gate = RateGate(api.base_url, take_permit=lambda _log: 0.0)
     try:
         gate.begin()
         _ask(gate, "gemini-2.5-flash")

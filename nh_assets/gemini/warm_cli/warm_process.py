@@ -95,7 +95,7 @@ class WarmProcess:
         env: dict[str, str],
         cwd: str,
         upstreams: dict[str, str],
-        take_permit: Callable[[], float],
+        take_permit: Callable[[Callable[[str], None] | None], float],
         permit: ProcessPermit,
         sessions: int = 1,
         guard: GateGuard | None = None,
